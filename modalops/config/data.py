@@ -1,0 +1,36 @@
+"""Config sections for where data lives: the object store, raw recordings and ingestion."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from modalops.config.base import Section
+
+
+class StoreConfig(Section):
+    """Where every stage reads and writes artifacts."""
+
+    uri: str = Field(
+        default=".modalops/store",
+        description="Artifact store: a local directory or s3://bucket/prefix (S3-compatible).",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint URL; when unset, AWS_ENDPOINT_URL or the AWS default is used.",
+    )
+
+
+class IngestConfig(Section):
+    """How raw recordings are scanned into the catalog."""
+
+    raw_uri: str = Field(
+        default=".modalops/raw/demo",
+        description="Raw recordings root (local path or s3://bucket/prefix), in the documented layout.",
+    )
+    max_sessions: int | None = Field(
+        default=None, ge=1, description="Ingest only the first N sessions (for quick runs)."
+    )
+    subject_salt: str = Field(
+        default="modalops",
+        description="Salt for pseudonymising subject ids (a label, not a secret key).",
+    )

@@ -1,0 +1,54 @@
+"""Config section for training: data loading, model size, and the Lightning trainer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from modalops.config.base import Section
+
+MODALITIES = ("camera", "audio", "vibration", "notes")
+
+
+class TrainConfig(Section):
+    """How the fused model and the unimodal baselines are trained."""
+
+    modalities: list[str] = Field(
+        default_factory=lambda: list(MODALITIES),
+        description="Modalities the fused model uses; each also gets a unimodal baseline.",
+    )
+    baselines: bool = Field(default=True, description="Train one unimodal baseline per modality.")
+    max_epochs: int = Field(default=12, ge=1, description="Training epochs per model.")
+    batch_size: int = Field(default=64, ge=1, description="Per-device batch size.")
+    learning_rate: float = Field(default=3e-3, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
+    hidden_dim: int = Field(default=32, ge=2, description="Width of each modality embedding.")
+    modality_dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="Chance of hiding each modality of a fused sample in training."
+    )
+    accelerator: Literal["cpu", "gpu", "auto"] = Field(
+        default="cpu", description="Lightning accelerator."
+    )
+    devices: int = Field(default=1, ge=1, description="Number of devices (processes with DDP).")
+    strategy: Literal["auto", "ddp"] = Field(
+        default="auto", description="auto (single device) or ddp (gloo on CPU, NCCL on GPU)."
+    )
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
+        default="32-true", description="Lightning precision."
+    )
+    num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes per rank.")
+    seed: int = Field(default=7, description="Seed for weights and sampling.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}")
+        if not self.modalities:
+            raise ValueError("modalities must name at least one modality")
+        if self.devices > 1 and self.strategy != "ddp":
+            raise ValueError("devices > 1 needs strategy: ddp")
+        if self.precision == "16-mixed" and self.accelerator == "cpu":
+            raise ValueError("precision 16-mixed needs a GPU; use bf16-mixed or 32-true on CPU")
+        return self

@@ -237,7 +237,9 @@ def read_notes(store: ObjectStore, session_id: str) -> NotesStream:
             times.append(float(rec["t"]))
             texts.append(str(rec["text"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise RawDataError(uri, f"line {lineno}: expected {{'t': float, 'text': str}} ({exc!r})") from None
+            raise RawDataError(
+                uri, f"line {lineno}: expected {{'t': float, 'text': str}} ({exc!r})"
+            ) from None
     order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
     # Notes are typed by people with coarse timestamps: order them rather than reject.
     return NotesStream(

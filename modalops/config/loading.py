@@ -74,7 +74,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path}: top level must be a mapping, got {type(data).__name__}"
+        )
     return data
 
 

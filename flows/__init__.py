@@ -1,0 +1,1 @@
+"""Prefect flows: thin, one task call per stage."""

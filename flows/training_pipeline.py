@@ -1,0 +1,53 @@
+"""The training pipeline: ingest → align → validate → shard → train → evaluate → register.
+
+Run it with `modalops run --config configs/demo.yaml [--set key.sub=value ...]`, or `make demo`.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from modalops.config import PipelineConfig
+from modalops.pipeline_plan import lineage, model_plan, pipeline_summary
+from modalops.runs import new_run
+from tasks.align import align_sessions
+from tasks.evaluate import evaluate_classifiers
+from tasks.ingest import ingest_recordings
+from tasks.register import register_model
+from tasks.shard import write_dataset_shards
+from tasks.train import train_classifier
+from tasks.validate import load_reference_stats, validate_samples
+
+
+@flow(name="training_pipeline", log_prints=True, validate_parameters=True)
+def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: B008
+    """Train the fused multimodal model and its unimodal baselines, and register the fused one."""
+    run = new_run(cfg.store, flow_run_id=flow_run.id)
+
+    # ---- ingest ------------------------------------------------------------------------------
+    ingested = ingest_recordings(run, cfg.ingest)
+
+    # ---- align -------------------------------------------------------------------------------
+    aligned = align_sessions(run, cfg.ingest.raw_uri, ingested, cfg.align)
+
+    # ---- validate ----------------------------------------------------------------------------
+    reference = load_reference_stats(run, cfg.registry)
+    verdict = validate_samples(run, ingested, aligned, cfg.validation, reference)
+
+    # ---- shard -------------------------------------------------------------------------------
+    manifest = write_dataset_shards(run, aligned, verdict, cfg.shard, lineage(cfg))
+
+    # ---- train -------------------------------------------------------------------------------
+    trained = [
+        train_classifier(run, manifest, cfg.train, model_id, modalities)
+        for model_id, modalities in model_plan(cfg.train)
+    ]
+
+    # ---- evaluate ----------------------------------------------------------------------------
+    report = evaluate_classifiers(run, manifest, trained, cfg.evaluate)
+
+    # ---- register ----------------------------------------------------------------------------
+    registered = register_model(run, cfg, manifest, trained, report)
+
+    return pipeline_summary(manifest, verdict, report, registered)

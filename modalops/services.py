@@ -1,0 +1,156 @@
+"""Start and find the local services the platform runs against: a Prefect server and (in tests)
+an S3-compatible endpoint. Plain subprocesses, so nothing here imports Prefect or boto3."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service did not start; the message names it and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (local URL)
+            return 200 <= resp.status < 300
+    except OSError:
+        return False
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if http_ok(url):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.3)
+    return False
+
+
+@dataclass
+class Service:
+    """A started subprocess service; `stop()` ends it (and its children)."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen | None
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _spawn(name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    # own process group, so stop() also ends the server's worker children
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def start_prefect_server(
+    home: Path, port: int | None = None, timeout_s: float = 120.0, database_url: str | None = None
+) -> Service:
+    """A standalone `prefect server start` (SQLite under `home`, or `database_url`).
+
+    A subprocess server rather than Prefect's in-process ephemeral one: the ephemeral server on
+    SQLite logged `database is locked` under a 50-task flow on this kind of machine.
+    """
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_ENABLED="true",
+    )
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    prefect_bin = str(Path(sys.executable).with_name("prefect"))
+    log_path = home / "server.log"
+    cmd = [prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    proc = _spawn("prefect", cmd, env, log_path)
+    api = f"http://127.0.0.1:{port}/api"
+    if not wait_http(f"{api}/health", timeout_s, proc):
+        Service("prefect", api, proc, log_path).stop()
+        raise ServiceError(f"Prefect server did not become healthy on port {port}; see {log_path}")
+    (home / "server.pid").write_text(f"{proc.pid} {port}\n")
+    return Service("prefect", api, proc, log_path)
+
+
+def find_prefect_server(home: Path) -> str | None:
+    """The API URL of a server started earlier with `home`, if it still answers."""
+    pid_file = Path(home) / "server.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        _, port = pid_file.read_text().split()
+    except ValueError:
+        return None
+    api = f"http://127.0.0.1:{port}/api"
+    return api if http_ok(f"{api}/health") else None
+
+
+def stop_prefect_server(home: Path) -> bool:
+    pid_file = Path(home) / "server.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def start_s3_server(log_dir: Path, port: int | None = None, timeout_s: float = 60.0) -> Service:
+    """moto's S3-compatible HTTP server on 127.0.0.1 (for tests and offline demos)."""
+    port = port or free_port()
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    log_path = Path(log_dir) / "moto.log"
+    proc = _spawn("moto", cmd, env, log_path)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_http(f"{url}/moto-api/", timeout_s, proc):
+        Service("moto", url, proc, log_path).stop()
+        raise ServiceError(f"moto S3 server did not start on port {port}; see {log_path}")
+    return Service("moto", url, proc, log_path)

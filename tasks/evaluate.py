@@ -1,0 +1,25 @@
+"""Evaluate task: fused vs unimodal models on the held-out test split."""
+
+from __future__ import annotations
+
+from modalops.evaluation import EvaluationReport, evaluate_models
+from modalops.shards import DatasetManifest
+from modalops.training import TrainResult
+from prefect import get_run_logger, task
+
+from modalops.config.evaluate import EvaluateConfig
+from modalops.runs import RunContext
+from tasks.artifacts import publish_markdown
+
+
+@task
+def evaluate_classifiers(
+    run: RunContext, manifest: DatasetManifest, trained: list[TrainResult], cfg: EvaluateConfig
+) -> EvaluationReport:
+    """Score every model on the test split; write the report to the store."""
+    log = get_run_logger()
+    report = evaluate_models(run.store(), manifest, trained, cfg, out_prefix=run.key("evaluation"))
+    headline = report.headline_markdown()
+    log.info("evaluation\n%s", headline)
+    publish_markdown("evaluation-headline", f"# Evaluation\n\n{headline}", "Fused vs unimodal")
+    return report

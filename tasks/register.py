@@ -1,0 +1,42 @@
+"""Register task: log the run to MLflow, register the fused model, promote it if it is better."""
+
+from __future__ import annotations
+
+from modalops.evaluation import EvaluationReport
+from modalops.registry import RegistrationResult, register_fused_model
+from modalops.shards import DatasetManifest
+from modalops.training import TrainResult
+from prefect import get_run_logger, task
+
+from modalops.config.pipeline import PipelineConfig
+from modalops.runs import RunContext
+from tasks.artifacts import publish_markdown
+
+
+@task(retries=2, retry_delay_seconds=[5, 15])
+def register_model(
+    run: RunContext,
+    cfg: PipelineConfig,
+    manifest: DatasetManifest,
+    trained: list[TrainResult],
+    report: EvaluationReport,
+) -> RegistrationResult:
+    """MLflow run + pyfunc model version; alias `challenger`, `champion` only if the gate passes."""
+    log = get_run_logger()
+    result = register_fused_model(run, cfg, manifest, trained, report)
+    log.info(
+        "registered %s version %s, aliases %s; promoted=%s (%s)",
+        cfg.registry.model_name,
+        result.model_version,
+        result.aliases,
+        result.promoted,
+        "; ".join(result.reasons),
+    )
+    publish_markdown(
+        "registration",
+        f"# Registration\n\n- model: `{cfg.registry.model_name}` version {result.model_version}\n"
+        f"- aliases: {', '.join(result.aliases)}\n- promoted to champion: {result.promoted}\n"
+        + "".join(f"  - {r}\n" for r in result.reasons),
+        "MLflow registration and promotion decision",
+    )
+    return result

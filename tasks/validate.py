@@ -1,0 +1,69 @@
+"""Validate task: great-expectations gate on the catalog and the aligned samples."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from modalops.align import AlignResult
+from modalops.validation import ValidationResult, raise_for_gate, validate_dataset
+from prefect import get_run_logger, task
+
+from modalops.config.evaluate import RegistryConfig
+from modalops.config.validate import ValidateConfig
+from modalops.pipeline_plan import champion_dataset_version
+from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
+from tasks.artifacts import publish_markdown
+from tasks.ingest import IngestOutput
+
+
+@task
+def validate_samples(
+    run: RunContext,
+    ingested: IngestOutput,
+    aligned: AlignResult,
+    cfg: ValidateConfig,
+    reference_stats: pd.DataFrame | None = None,
+) -> ValidationResult:
+    """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails."""
+    log = get_run_logger()
+    store = run.store()
+    samples = pd.concat([get_frame(store, key) for key in aligned.part_keys], ignore_index=True)
+    with tempfile.TemporaryDirectory(prefix="modalops-gx-") as tmp:
+        result = validate_dataset(
+            ingested.catalog,
+            samples,
+            cfg,
+            align_report=aligned.report,
+            reference_stats=reference_stats,
+            docs_dir=Path(tmp) / "data_docs",
+        )
+        if result.data_docs_dir is not None and Path(result.data_docs_dir).exists():
+            store.put_dir(run.key("validation", "data_docs"), result.data_docs_dir)
+    table = result.table_markdown()
+    store.put_text(run.key("validation", "verdict.md"), table)
+    put_frame(store, run.key("validation", "stats.parquet"), result.stats)
+    put_frame(store, run.key("quarantine", "validate.parquet"), result.quarantine)
+    verdict = "PASSED" if result.passed else "FAILED"
+    log.info(
+        "validation %s, bad-sample fraction %.2f%%\n%s", verdict, 100 * result.bad_fraction, table
+    )
+    publish_markdown(
+        "validation-verdict",
+        f"# Validation {verdict}\n\nbad-sample fraction: {100 * result.bad_fraction:.2f}%\n\n{table}",
+        "Data validation gate",
+    )
+    raise_for_gate(result)
+    return result
+
+
+@task
+def load_reference_stats(run: RunContext, cfg: RegistryConfig) -> pd.DataFrame | None:
+    """Summary statistics of the dataset behind the current champion (None on the first run)."""
+    version = champion_dataset_version(cfg.tracking_uri, cfg.model_name)
+    store = run.store()
+    if version is None or not store.exists(reference_stats_key(version)):
+        get_run_logger().info("no champion dataset to compare against: drift checks skipped")
+        return None
+    return get_frame(store, reference_stats_key(version))

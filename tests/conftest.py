@@ -1,0 +1,46 @@
+"""Shared fixtures: real local services (moto's S3 server, a Prefect server) and tiny configs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modalops.services import Service, start_prefect_server, start_s3_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[Service]:
+    """moto in server mode on 127.0.0.1: a real S3-compatible HTTP endpoint, per test session."""
+    # Dummy credentials for the moto endpoint only; set before any boto3 client exists.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "modalops-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "modalops-test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch) -> str:
+    """A fresh, empty bucket on the moto server (AWS_ENDPOINT_URL points there); its s3:// URI."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+
+    name = f"modalops-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_server.url).create_bucket(Bucket=name)
+    return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory) -> Iterator[str]:
+    """A standalone Prefect server subprocess (SQLite in a temp PREFECT_HOME)."""
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"))
+    yield server.url
+    server.stop()

@@ -1,0 +1,1 @@
+"""Alignment engine internals: sync-cue envelopes, clock estimation, windowing and the report."""

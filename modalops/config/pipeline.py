@@ -16,14 +16,23 @@ class ShardConfig(Section):
     """How aligned samples become WebDataset shards."""
 
     samples_per_shard: int = Field(default=256, ge=1, description="Samples per tar shard.")
-    val_fraction: float = Field(default=0.15, gt=0, lt=1, description="Share of sessions for validation.")
+    val_fraction: float = Field(
+        default=0.15, gt=0, lt=1, description="Share of sessions for validation."
+    )
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of sessions for test.")
     seed: int = Field(default=13, description="Seed of the session-level split.")
+    stratify_by: str = Field(
+        default="site",
+        description="Session metadata column the split is stratified by, so a rare value "
+        "(e.g. the under-represented site) still reaches the test split.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ShardConfig:
         if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError("val_fraction + test_fraction leaves under 10% of sessions for training")
+            raise ValueError(
+                "val_fraction + test_fraction leaves under 10% of sessions for training"
+            )
         return self
 
 

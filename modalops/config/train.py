@@ -25,7 +25,10 @@ class TrainConfig(Section):
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
     hidden_dim: int = Field(default=32, ge=2, description="Width of each modality embedding.")
     modality_dropout: float = Field(
-        default=0.1, ge=0, lt=1, description="Chance of hiding each modality of a fused sample in training."
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Chance of hiding each modality of a fused sample in training.",
     )
     accelerator: Literal["cpu", "gpu", "auto"] = Field(
         default="cpu", description="Lightning accelerator."
@@ -39,12 +42,35 @@ class TrainConfig(Section):
     )
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes per rank.")
     seed: int = Field(default=7, description="Seed for weights and sampling.")
+    balancing: Literal["none", "class_weight", "weighted_sampling", "subgroup_upsample"] = Field(
+        default="none",
+        description="Imbalance handling (issue 4): class_weight = inverse-frequency weights in the "
+        "loss; weighted_sampling = draw classes about equally from the stream; subgroup_upsample = "
+        "draw each balance_group value (e.g. each site) about equally.",
+    )
+    balance_group: str = Field(
+        default="site",
+        description="Metadata column whose values subgroup_upsample equalises (must be the shard "
+        "stage's stratify_by column, whose counts the manifest records).",
+    )
+    shuffle_buffer: int = Field(
+        default=512,
+        ge=1,
+        description="Samples held in the streaming shuffle buffer per loader worker.",
+    )
+    timeout_s: int = Field(
+        default=3600,
+        ge=10,
+        description="Wall-clock limit of one DDP training subprocess (seconds).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown:
-            raise ValueError(f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}")
+            raise ValueError(
+                f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}"
+            )
         if not self.modalities:
             raise ValueError("modalities must name at least one modality")
         if self.devices > 1 and self.strategy != "ddp":

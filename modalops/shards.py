@@ -1,0 +1,442 @@
+"""Aligned samples → session-split WebDataset shards with a content-hashed dataset version."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from modalops import schema
+from modalops.config.pipeline import ShardConfig
+from modalops.store import ObjectStore, join_key
+
+DATASETS_PREFIX = "datasets"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "modalops.dataset/1"
+_READ_COLUMNS = (
+    "session_id",
+    "window_index",
+    "t_start",
+    "t_end",
+    "label",
+    "label_overlap",
+    "boundary",
+    "align_confidence",
+)
+
+
+@dataclass
+class SplitInfo:
+    """One split of a dataset version: its shard keys (relative to the store root) and contents."""
+
+    shards: list[str]
+    n_samples: int
+    sessions: list[str]
+    label_counts: dict[str, int]
+    group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetManifest:
+    """What `datasets/<version>/manifest.json` holds; the training and evaluation stages read it."""
+
+    version: str
+    store_uri: str
+    prefix: str
+    splits: dict[str, SplitInfo]
+    label_counts: dict[str, int]
+    created_from: dict[str, Any]
+    format: str = MANIFEST_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "manifest.json") -> DatasetManifest:
+        try:
+            data = json.loads(text)
+            splits = {name: SplitInfo(**info) for name, info in data.pop("splits").items()}
+            return cls(splits=splits, **data)
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{source}: not a modalops dataset manifest ({exc})") from None
+
+    def shard_urls(self, split: str) -> list[str]:
+        """Full URLs (local paths or s3://...) of the split's shards, for the DataModule."""
+        if split not in self.splits:
+            raise KeyError(
+                f"dataset {self.version} has no split {split!r} (has {list(self.splits)})"
+            )
+        return [f"{self.store_uri.rstrip('/')}/{key}" for key in self.splits[split].shards]
+
+
+# ---- splits and version ----------------------------------------------------------------------
+
+
+def assign_splits(sessions: pd.DataFrame, cfg: ShardConfig) -> dict[str, str]:
+    """Session id → split, deterministic in `cfg.seed`, stratified by `cfg.stratify_by`.
+
+    Each stratum (e.g. site) gives round(n·fraction) sessions to val and test; a stratum with two
+    or more sessions always gives one to test, so an under-represented site is still evaluated.
+    Afterwards every split is made non-empty by moving a session out of the largest train stratum.
+    """
+    if "session_id" not in sessions.columns:
+        raise ValueError("assign_splits: the sessions table needs a session_id column")
+    table = sessions.drop_duplicates("session_id")
+    if len(table) < len(schema.SPLITS):
+        raise ValueError(
+            f"assign_splits: {len(table)} session(s) cannot fill train, val and test "
+            "(splits are by session; at least 3 sessions are needed)"
+        )
+    strat = cfg.stratify_by if cfg.stratify_by in table.columns else None
+    groups = table.groupby(table[strat].astype(str) if strat else np.zeros(len(table)), sort=True)
+    out: dict[str, str] = {}
+    train_by_group: dict[str, list[str]] = {}
+    for name, group in groups:
+        ids = sorted(group["session_id"].astype(str))
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(str(name).encode())])
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        n = len(ids)
+        n_test = round(n * cfg.test_fraction)
+        n_val = round(n * cfg.val_fraction)
+        if n >= 2 and n_test == 0:
+            n_test = 1
+        while n_test + n_val > n - 1 and n_test + n_val > 0:  # keep a training session
+            if n_val > 0:
+                n_val -= 1
+            else:
+                n_test -= 1
+        for sid in ids[:n_test]:
+            out[sid] = "test"
+        for sid in ids[n_test : n_test + n_val]:
+            out[sid] = "val"
+        train_by_group[str(name)] = ids[n_test + n_val :]
+        for sid in train_by_group[str(name)]:
+            out[sid] = "train"
+    for split in ("test", "val"):
+        if split not in out.values():
+            donor = max(sorted(train_by_group), key=lambda g: len(train_by_group[g]))
+            out[train_by_group[donor].pop()] = split
+    return out
+
+
+def dataset_version(samples_fingerprint: str, cfg: ShardConfig, extra: dict | None = None) -> str:
+    """Content hash of the samples, the shard config and `extra`: same input → same version."""
+    payload = json.dumps(
+        {"samples": samples_fingerprint, "shard": cfg.model_dump(), "extra": extra or {}},
+        sort_keys=True,
+        default=str,
+    )
+    return "v-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _version_prefix(version: str) -> str:
+    return join_key(DATASETS_PREFIX, version)
+
+
+def load_manifest(store: ObjectStore, version: str) -> DatasetManifest:
+    """Read `datasets/<version>/manifest.json` from the store."""
+    key = join_key(_version_prefix(version), MANIFEST_NAME)
+    return DatasetManifest.from_json(store.get_text(key), source=store.uri(key))
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def _rejected_keys(rejected: pd.DataFrame | None) -> set[tuple[str, int]]:
+    """(session, window) pairs to exclude; rows without a window index (files, streams) are not
+    samples and were already handled by alignment through the presence mask."""
+    if rejected is None or not len(rejected):
+        return set()
+    rows = rejected.dropna(subset=["window_index"])
+    return {(str(s), int(w)) for s, w in zip(rows["session_id"], rows["window_index"], strict=True)}
+
+
+def _read_part(store: ObjectStore, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+    try:
+        with store.open_read(key) as stream:
+            data = stream.read()
+        table = pq.read_table(io.BytesIO(data), columns=columns)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise ValueError(
+            f"{store.uri(key)}: not a readable aligned-sample parquet part ({exc})"
+        ) from None
+    return table.to_pandas()
+
+
+def _fingerprint_parts(store: ObjectStore, part_keys: list[str]) -> tuple[str, pd.DataFrame]:
+    """Content hash over the parts (one in memory at a time) and the light columns of every row."""
+    digest = hashlib.sha256()
+    light = []
+    for key in part_keys:
+        with store.open_read(key) as stream:
+            data = stream.read()
+        digest.update(hashlib.sha256(data).digest())
+        table = pq.read_table(io.BytesIO(data))
+        cols = [
+            c
+            for c in ("session_id", "window_index", "label", *schema.META_COLUMNS, "metadata")
+            if c in table.column_names
+        ]
+        light.append(table.select(cols).to_pandas())
+        del data, table
+    if not light:
+        raise ValueError("write_shards: no aligned-sample parts were given")
+    return digest.hexdigest(), pd.concat(light, ignore_index=True)
+
+
+def _meta(row: dict[str, Any]) -> dict[str, str]:
+    meta = row.get("metadata")
+    if isinstance(meta, dict):
+        return {k: ("" if v is None else str(v)) for k, v in meta.items()}
+    return {c: ("" if row.get(c) is None else str(row.get(c))) for c in schema.META_COLUMNS}
+
+
+def _present(row: dict[str, Any], modality: str) -> bool:
+    payload = row.get(schema.PAYLOAD_COLUMNS[modality])
+    flag = row.get(schema.PRESENCE_COLUMNS[modality], True)
+    has_payload = payload is not None and len(payload) > 0
+    if modality == "notes":
+        has_payload = isinstance(payload, str) and bool(payload.strip())
+    return bool(flag) and has_payload
+
+
+def _to_float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(out) else out
+
+
+def row_to_sample(row: dict[str, Any]) -> dict[str, Any]:
+    """One aligned-sample row → a WebDataset sample dict (members absent for missing modalities)."""
+    label = row["label"]
+    sample: dict[str, Any] = {
+        "__key__": schema.sample_key(str(row["session_id"]), int(row["window_index"]))
+    }
+    presence = []
+    for modality in schema.MODALITIES:
+        present = _present(row, modality)
+        presence.append(int(present))
+        if present:
+            payload = row[schema.PAYLOAD_COLUMNS[modality]]
+            sample[schema.SHARD_EXT[modality]] = (
+                payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+            )
+    info = {
+        "label": label,
+        "label_index": schema.LABEL_INDEX[label],
+        "session_id": str(row["session_id"]),
+        "window_index": int(row["window_index"]),
+        "metadata": _meta(row),
+        "presence": presence,
+    }
+    for col in ("t_start", "t_end", "label_overlap", "align_confidence"):
+        if col in row:
+            info[col] = _to_float(row[col])
+    if "boundary" in row:
+        info["boundary"] = bool(row["boundary"])
+    sample[schema.SHARD_META_EXT] = json.dumps(info, sort_keys=True).encode("utf-8")
+    return sample
+
+
+class _SplitWriter:
+    """Writes one split's shards into a temp dir, uploading each when it is full."""
+
+    def __init__(self, out: ObjectStore, prefix: str, split: str, per_shard: int, tmp: Path):
+        self.out, self.prefix, self.split, self.per_shard, self.tmp = (
+            out,
+            prefix,
+            split,
+            per_shard,
+            tmp,
+        )
+        self.keys: list[str] = []
+        self.writer: wds.TarWriter | None = None
+        self.count = 0
+        self.path: Path | None = None
+
+    def write(self, sample: dict[str, Any]) -> None:
+        if self.writer is None:
+            name = f"{self.split}-{len(self.keys):06d}.tar"
+            self.path = self.tmp / name
+            # fixed mtime: the same samples give byte-identical tars
+            self.writer = wds.TarWriter(str(self.path), mtime=0.0)
+            self.keys.append(join_key(self.prefix, name))
+        self.writer.write(sample)
+        self.count += 1
+        if self.count >= self.per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.out.put_file(self.keys[-1], self.path)
+        self.path.unlink()
+        self.writer, self.count = None, 0
+
+
+def write_shards(
+    out: ObjectStore,
+    part_keys: list[str],
+    rejected: pd.DataFrame | None,
+    cfg: ShardConfig,
+    source: ObjectStore | None = None,
+    extra: dict | None = None,
+) -> DatasetManifest:
+    """Write `datasets/<version>/{split}-NNNNNN.tar` and `manifest.json`; returns the manifest.
+
+    Rejected (session, window) pairs and rows without a label (marked boundary windows) are left
+    out. When the version's manifest already exists, nothing is written and it is returned.
+    Parts are read from `source` (default `out`), one at a time.
+    """
+    source = source or out
+    part_keys = sorted(part_keys)
+    fingerprint, light = _fingerprint_parts(source, part_keys)
+    bad = _rejected_keys(rejected)
+    version = dataset_version(
+        fingerprint, cfg, {"rejected": sorted(f"{s}:{w}" for s, w in bad), **(extra or {})}
+    )
+    prefix = _version_prefix(version)
+    manifest_key = join_key(prefix, MANIFEST_NAME)
+    if out.exists(manifest_key):
+        return load_manifest(out, version)
+
+    if "site" not in light.columns and "metadata" in light.columns:
+        light["site"] = [m.get("site") if isinstance(m, dict) else None for m in light["metadata"]]
+    session_cols = [c for c in light.columns if c not in ("window_index", "label", "metadata")]
+    split_of = assign_splits(light[session_cols].drop_duplicates("session_id"), cfg)
+
+    stats = {
+        s: {"n": 0, "labels": Counter(), "sessions": set(), "groups": Counter()}
+        for s in schema.SPLITS
+    }
+    n_rejected = n_unlabelled = 0
+    with tempfile.TemporaryDirectory(prefix="modalops-shards-") as tmp:
+        writers = {
+            s: _SplitWriter(out, prefix, s, cfg.samples_per_shard, Path(tmp)) for s in schema.SPLITS
+        }
+        for key in part_keys:
+            part = _read_part(source, key)
+            for row in part.to_dict("records"):
+                if (str(row["session_id"]), int(row["window_index"])) in bad:
+                    n_rejected += 1
+                    continue
+                label = row.get("label")
+                if label is None or (isinstance(label, float) and np.isnan(label)):
+                    n_unlabelled += 1
+                    continue
+                if label not in schema.LABEL_INDEX:
+                    raise ValueError(
+                        f"{source.uri(key)}: session {row['session_id']} window "
+                        f"{row['window_index']} has label {label!r}, expected one of {list(schema.LABELS)}"
+                    )
+                split = split_of[str(row["session_id"])]
+                writers[split].write(row_to_sample(row))
+                st = stats[split]
+                st["n"] += 1
+                st["labels"][label] += 1
+                st["sessions"].add(str(row["session_id"]))
+                st["groups"][_meta(row).get(cfg.stratify_by, "")] += 1
+            del part
+        for w in writers.values():
+            w.flush()
+
+    splits = {
+        s: SplitInfo(
+            shards=writers[s].keys,
+            n_samples=stats[s]["n"],
+            sessions=sorted(stats[s]["sessions"]),
+            label_counts={lab: stats[s]["labels"][lab] for lab in schema.LABELS},
+            group_counts={cfg.stratify_by: dict(sorted(stats[s]["groups"].items()))},
+        )
+        for s in schema.SPLITS
+    }
+    manifest = DatasetManifest(
+        version=version,
+        store_uri=out.uri(""),
+        prefix=prefix,
+        splits=splits,
+        label_counts={
+            lab: sum(splits[s].label_counts[lab] for s in schema.SPLITS) for lab in schema.LABELS
+        },
+        created_from={
+            "source_uri": source.uri(""),
+            "part_keys": part_keys,
+            "samples_fingerprint": fingerprint,
+            "shard_config": cfg.model_dump(),
+            "n_rejected": n_rejected,
+            "n_unlabelled": n_unlabelled,
+            "extra": extra or {},
+        },
+    )
+    # the manifest is written last: its presence means every shard is complete
+    out.put_text(manifest_key, manifest.to_json())
+    return manifest
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def iter_tar_samples(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
+    """The samples of one tar stream, grouped by key with webdataset's own tar reader."""
+    return group_by_keys(tar_file_expander([{"url": url, "stream": stream}]))
+
+
+def tar_sample_to_raw(sample: dict[str, Any]) -> dict[str, Any]:
+    """A WebDataset sample → {'key', 'camera', 'audio', 'vibration', 'notes', 'label',
+    'label_index', 'meta'}: the raw form `preprocess.raw_to_tensors` and the pyfunc accept."""
+    try:
+        info = json.loads(sample[schema.SHARD_META_EXT])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"{sample.get('__url__')}: sample {sample.get('__key__')} has no valid json member ({exc})"
+        ) from None
+    notes = sample.get(schema.SHARD_EXT["notes"])
+    return {
+        "key": sample["__key__"],
+        "camera": sample.get(schema.SHARD_EXT["camera"]),
+        "audio": sample.get(schema.SHARD_EXT["audio"]),
+        "vibration": sample.get(schema.SHARD_EXT["vibration"]),
+        "notes": notes.decode("utf-8") if notes is not None else None,
+        "label": info["label"],
+        "label_index": int(info["label_index"]),
+        "meta": {
+            **info.get("metadata", {}),
+            "session_id": info.get("session_id"),
+            "window_index": info.get("window_index"),
+        },
+    }
+
+
+def iter_raw_samples(store: ObjectStore, manifest: DatasetManifest, split: str) -> Iterator[dict]:
+    """Every sample of a split in shard order, in raw form (for evaluation and serving checks)."""
+    if split not in manifest.splits:
+        raise KeyError(f"dataset {manifest.version} has no split {split!r}")
+    for key in manifest.splits[split].shards:
+        with store.open_read(key) as stream:
+            for sample in iter_tar_samples(stream, store.uri(key)):
+                yield tar_sample_to_raw(sample)
+
+
+def split_sessions(manifest: DatasetManifest) -> Iterable[tuple[str, str]]:
+    """(session, split) pairs, for leak checks."""
+    for split, info in manifest.splits.items():
+        for session in info.sessions:
+            yield session, split

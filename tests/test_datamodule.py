@@ -1,0 +1,115 @@
+"""DataModule: reads local shards through the product pipeline; ranks and workers split exactly."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+from test_shards import make_rows, put_parts
+
+from modalops import preprocess, schema
+from modalops.config.pipeline import ShardConfig
+from modalops.datamodule import SampleWeights, ShardDataModule, ShardStream
+from modalops.shards import write_shards
+from modalops.store import LocalStore
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    store = LocalStore(tmp_path_factory.mktemp("store"))
+    keys = put_parts(store, make_rows(n_sessions=6, windows=10))
+    return write_shards(store, keys, None, ShardConfig(samples_per_shard=4, seed=2))
+
+
+def _labels_by_key(stream: ShardStream) -> list[int]:
+    return [label for _, _, label in stream]
+
+
+def test_batches_have_fixed_shapes(manifest):
+    dm = ShardDataModule.from_manifest(manifest, batch_size=5)
+    inputs, presence, target = next(iter(dm.train_dataloader()))
+    assert inputs["camera"].shape == (5, 3, 64, 64)
+    assert inputs["audio"].shape == (5, *preprocess.AUDIO_SHAPE)
+    assert inputs["vibration"].shape == (5, 3, 100)
+    assert inputs["notes"].shape == (5, preprocess.TEXT_DIM)
+    assert presence.shape == (5, 4) and target.dtype == torch.long
+    assert set(target.tolist()) <= set(range(4))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_workers_cover_every_sample_exactly_once(manifest, tmp_path, num_workers):
+    log = tmp_path / "log"
+    dm = ShardDataModule.from_manifest(
+        manifest, batch_size=3, num_workers=num_workers, shard_log=str(log)
+    )
+    n = 0
+    counts = Counter()
+    for _, _, target in dm.train_dataloader():
+        n += len(target)
+        counts.update(target.tolist())
+    info = manifest.splits["train"]
+    assert n == info.n_samples
+    assert counts == Counter({schema.LABEL_INDEX[k]: v for k, v in info.label_counts.items() if v})
+    opened = [json.loads(line) for line in (log / "rank0.jsonl").read_text().splitlines()]
+    assert sorted(o["url"] for o in opened) == sorted(manifest.shard_urls("train"))
+    if num_workers == 2:
+        assert {o["worker"] for o in opened} == {0, 1}
+
+
+def test_ranks_read_disjoint_shards_with_equal_counts(manifest, tmp_path):
+    urls = manifest.shard_urls("train")
+    n = manifest.splits["train"].n_samples
+    seen = []
+    for rank in range(2):
+        stream = ShardStream(
+            urls, n, shuffle=True, seed=1, rank=rank, world_size=2, shard_log=str(tmp_path)
+        )
+        seen.append(len(_labels_by_key(stream)))
+    assert seen[0] == seen[1] == -(-n // 2)
+    opened = [
+        {json.loads(line)["url"] for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()}
+        for r in range(2)
+    ]
+    assert opened[0] and opened[1] and not opened[0] & opened[1]
+    assert opened[0] | opened[1] == set(urls)
+
+
+def test_sample_level_split_when_too_few_shards(manifest):
+    url = manifest.shard_urls("val")[:1]
+    every = [label for _, _, label in ShardStream(url, None, shuffle=False)]
+    halves = [
+        _labels_by_key(ShardStream(url, len(every), shuffle=False, rank=r, world_size=2))
+        for r in range(2)
+    ]
+    assert len(halves[0]) == len(halves[1]) == -(-len(every) // 2)
+    # rank 0 holds positions 0, 2, 4, ...; rank 1 holds 1, 3, ... then repeats to match the count
+    assert sorted(halves[0] + halves[1][: len(every) // 2]) == sorted(every)
+    assert halves[0] == every[0::2] and halves[1][: len(every) // 2] == every[1::2]
+
+
+def test_epoch_changes_shuffle_but_seed_fixes_it(manifest):
+    urls, n = manifest.shard_urls("train"), manifest.splits["train"].n_samples
+
+    def order(epoch, seed=0):
+        s = ShardStream(urls, n, shuffle=True, seed=seed, epoch=epoch, shuffle_buffer=8)
+        return [p.sum().item() + 10 * y for _, p, y in s]
+
+    assert order(0) == order(0)
+    assert order(0) != order(1)
+    assert sorted(order(0)) == sorted(order(1))
+
+
+def test_weighted_sampling_shifts_the_class_mix(manifest):
+    urls, n = manifest.shard_urls("train"), manifest.splits["train"].n_samples
+    w = SampleWeights("label", {"normal": 1.0, "proximity": 0.05, "fault": 0.05, "near_miss": 0.05})
+    labels = _labels_by_key(ShardStream(urls, n, shuffle=True, seed=3, weights=w))
+    assert len(labels) == n
+    assert Counter(labels)[0] > 0.6 * n  # 'normal' is ~1/4 of the data, ~87% after weighting
+
+
+def test_missing_split_is_named(manifest):
+    dm = ShardDataModule({"train": manifest.shard_urls("train")})
+    with pytest.raises(KeyError, match="no shards for split 'val'"):
+        dm.val_dataloader()

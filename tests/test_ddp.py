@@ -1,0 +1,54 @@
+"""DDP with devices=2 on CPU (gloo), launched from inside this long-running pytest process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_shards import make_rows, put_parts
+
+from modalops.config.pipeline import ShardConfig
+from modalops.config.train import TrainConfig
+from modalops.models import load_classifier
+from modalops.shards import write_shards
+from modalops.store import LocalStore
+from modalops.training import SHARD_LOG_DIR, train_model
+
+
+@pytest.mark.slow  # ~25 s: two fresh Python processes import torch + Lightning
+def test_ddp_two_cpu_ranks_train_on_disjoint_shards(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    keys = put_parts(store, make_rows(n_sessions=6, windows=12))
+    manifest = write_shards(store, keys, None, ShardConfig(samples_per_shard=6, seed=2))
+    assert len(manifest.splits["train"].shards) >= 4
+    cfg = TrainConfig(
+        max_epochs=2,
+        batch_size=4,
+        hidden_dim=4,
+        devices=2,
+        strategy="ddp",
+        modalities=["vibration", "notes"],
+    )
+    result = train_model(store, manifest, cfg, "fused", ["vibration", "notes"], tmp_path / "work")
+
+    assert store.exists(result.checkpoint_key)
+    model, info = load_classifier(store.get_bytes(result.checkpoint_key))
+    assert (
+        model.modalities == ["vibration", "notes"] and info["meta"]["train_config"]["devices"] == 2
+    )
+    assert result.metrics["epochs"] == 2
+
+    shards = result.ranks_shards
+    assert set(shards) == {0, 1}
+    # within every epoch the two ranks opened disjoint sets of training shards
+    log_dir = tmp_path / "work" / "fused" / SHARD_LOG_DIR
+    opened: dict[tuple[int, int], set[str]] = {}
+    for rank in (0, 1):
+        for line in (log_dir / f"rank{rank}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row["split"] == "train":
+                opened.setdefault((row["epoch"], rank), set()).add(row["url"])
+    for epoch in (0, 1):
+        a, b = opened[(epoch, 0)], opened[(epoch, 1)]
+        assert a and b and not a & b
+        assert a | b == set(manifest.shard_urls("train"))

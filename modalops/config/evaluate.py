@@ -1,8 +1,10 @@
-"""Config sections for evaluation and model registration."""
+"""Config sections for evaluation, the promotion gate and model registration."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from modalops.config.base import Section
 
@@ -16,7 +18,75 @@ class EvaluateConfig(Section):
     )
     ece_bins: int = Field(default=10, ge=2, description="Bins for expected calibration error.")
     slice_margin: float = Field(
-        default=0.10, ge=0, le=1, description="Flag slices whose macro-F1 is this far below overall."
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Flag slices whose macro-F1 is this far below overall.",
+    )
+    n_boot: int = Field(
+        default=500, ge=10, description="Bootstrap resamples (by session) for 95% intervals."
+    )
+    seed: int = Field(default=0, description="Seed of the bootstrap resampling.")
+    abstention_target: Literal["precision", "risk"] = Field(
+        default="precision",
+        description="What the abstention threshold is chosen for on validation: a minimum "
+        "precision among answered samples, or a maximum selective risk (error rate).",
+    )
+    abstention_value: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="The target: minimum precision (abstention_target=precision) or maximum "
+        "risk (abstention_target=risk) among answered validation samples.",
+    )
+    calibrate: bool = Field(
+        default=True, description="Fit temperature scaling on validation before abstention."
+    )
+    min_slice_n: int = Field(
+        default=5,
+        ge=1,
+        description="Slices with fewer test samples are reported but never flagged.",
+    )
+    batch_size: int = Field(default=64, ge=1, description="Batch size for scoring the splits.")
+    latency_samples: int = Field(
+        default=32, ge=1, description="Samples timed one by one for per-sample latency."
+    )
+    hourly_price_usd: float = Field(
+        default=0.10,
+        ge=0,
+        description="Hourly price of the serving hardware, for cost per 1,000 predictions.",
+    )
+    robustness: bool = Field(
+        default=True, description="Evaluate the fused model with each modality removed in turn."
+    )
+
+
+class PromotionGateConfig(Section):
+    """When a challenger may replace the champion (checked on the same test split)."""
+
+    min_macro_f1: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Value threshold: the challenger's test macro-F1 must reach this, "
+        "even when there is no champion yet.",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Change threshold: the challenger must beat the re-scored champion's "
+        "macro-F1 by more than zero and by at least this much.",
+    )
+    max_slice_regression: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="No slice flagged in the report may lose more macro-F1 than this "
+        "against the champion.",
+    )
+    max_ece_increase: float = Field(
+        default=0.05, ge=0, le=1, description="ECE may not worsen by more than this."
     )
 
 
@@ -33,3 +103,33 @@ class RegistryConfig(Section):
         default=None,
         description="Where the experiment keeps artifacts; defaults to <store.uri>/mlflow.",
     )
+    gate: PromotionGateConfig = Field(
+        default_factory=PromotionGateConfig,
+        description="Promotion gate used for every model name without its own entry in gates.",
+    )
+    gates: dict[str, PromotionGateConfig] = Field(
+        default_factory=dict,
+        description="Promotion gate per registered model name (overrides `gate`).",
+    )
+    force: bool = Field(
+        default=False, description="Promote to champion even when the gate refuses (recorded)."
+    )
+    requested_by: str | None = Field(
+        default=None, description="Who asked for a forced promotion (required with force)."
+    )
+    force_reason: str | None = Field(
+        default=None, description="Why the promotion is forced (required with force)."
+    )
+    lock_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long to wait for another pipeline's promotion."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RegistryConfig:
+        if self.force and not (self.requested_by and self.force_reason):
+            raise ValueError("force: true needs requested_by and force_reason (they are recorded)")
+        return self
+
+    def gate_for(self, model_name: str) -> PromotionGateConfig:
+        """The gate configured for `model_name`, else the default gate."""
+        return self.gates.get(model_name, self.gate)

@@ -1,0 +1,138 @@
+"""The promotion gate, forced promotions, the promotion race, and what a registration logs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from mlflow import MlflowClient
+
+from modalops.config.evaluate import PromotionGateConfig
+from modalops.registry import (
+    GateScores,
+    check_gate,
+    current_champion,
+    flatten_config,
+    promote_if_better,
+)
+
+GATE = PromotionGateConfig(
+    min_macro_f1=0.5, min_improvement=0.01, max_slice_regression=0.05, max_ece_increase=0.02
+)
+
+
+def scores(f1, ece=0.05, slices=None, flagged=(), version=None):
+    return GateScores(f1, ece, dict(slices or {}), list(flagged), version=version, n=100)
+
+
+@pytest.fixture
+def client(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    c = MlflowClient(tracking_uri=uri)
+    c.create_registered_model("m")
+    for _ in range(3):
+        c.create_model_version("m", source=str(tmp_path), run_id=None)
+    return c
+
+
+def test_gate_refuses_worse_challenger_with_every_reason():
+    champion = scores(0.80, ece=0.05, slices={"site=B": 0.70}, version="1")
+    challenger = scores(0.78, ece=0.10, slices={"site=B": 0.60}, flagged=["site=B"])
+    checks = {c.name: c for c in check_gate(GATE, challenger, champion)}
+    assert checks["min_macro_f1"].passed
+    assert not checks["beats_champion"].passed and "-0.0200" in checks["beats_champion"].detail
+    assert (
+        not checks["slice site=B"].passed and "regression +0.1000" in checks["slice site=B"].detail
+    )
+    assert not checks["ece"].passed and "increase +0.0500" in checks["ece"].detail
+
+
+def test_gate_margin_and_value_threshold():
+    champion = scores(0.80, version="1")
+    # better, but by less than the required margin
+    assert not all(c.passed for c in check_gate(GATE, scores(0.805), champion))
+    assert all(c.passed for c in check_gate(GATE, scores(0.82), champion))
+    # the value threshold applies even to the first registration
+    first = {c.name: c.passed for c in check_gate(GATE, scores(0.40), None)}
+    assert first == {"min_macro_f1": False, "champion": True}
+
+
+def test_promote_first_then_refuse_worse_then_accept_better(client):
+    d1 = promote_if_better(client, "m", 1, GATE, scores(0.7), None)
+    assert d1.promoted and d1.decision == "promoted" and current_champion(client, "m") == "1"
+
+    d2 = promote_if_better(client, "m", 2, GATE, scores(0.6), scores(0.7, version="1"))
+    assert not d2.promoted and d2.decision == "refused"
+    assert current_champion(client, "m") == "1"
+    tags = client.get_model_version("m", "2").tags
+    assert tags["promotion.decision"] == "refused"
+    assert "FAIL beats_champion" in tags["promotion.reasons"]
+    assert tags["promotion.compared_to"] == "1"
+
+    d3 = promote_if_better(client, "m", 3, GATE, scores(0.75), scores(0.7, version="1"))
+    assert d3.promoted and current_champion(client, "m") == "3"
+    assert client.get_model_version("m", "1").tags["promotion.superseded_by"] == "3"
+
+
+def test_force_promotes_and_records_who_and_why(client):
+    promote_if_better(client, "m", 1, GATE, scores(0.7), None)
+    with pytest.raises(ValueError, match="requested_by and reason"):
+        promote_if_better(client, "m", 2, GATE, scores(0.1), scores(0.7, version="1"), force=True)
+    d = promote_if_better(
+        client, "m", 2, GATE, scores(0.1), scores(0.7, version="1"),
+        force=True, requested_by="alice", reason="rollback of v1 (bad labels)",
+    )  # fmt: skip
+    assert d.promoted and d.decision == "forced"
+    assert current_champion(client, "m") == "2"
+    tags = client.get_model_version("m", "2").tags
+    assert tags["promotion.requested_by"] == "alice"
+    assert tags["promotion.force_reason"] == "rollback of v1 (bad labels)"
+    assert "FAIL min_macro_f1" in tags["promotion.reasons"]
+
+
+def test_stale_scores_do_not_promote(client):
+    promote_if_better(client, "m", 1, GATE, scores(0.7), None)
+    # scores computed when there was no champion: the champion moved since, so re-score
+    d = promote_if_better(client, "m", 2, GATE, scores(0.9), None)
+    assert d.decision == "stale" and not d.promoted
+    assert current_champion(client, "m") == "1"
+
+
+def test_race_of_two_promotions_ends_with_one_champion(client):
+    """Two pipelines that both scored against 'no champion' finish at the same moment."""
+    barrier = threading.Barrier(2)
+    decisions = {}
+
+    def pipeline(version):
+        barrier.wait()
+        decisions[version] = promote_if_better(client, "m", version, GATE, scores(0.8), None)
+
+    threads = [threading.Thread(target=pipeline, args=(v,)) for v in ("1", "2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    winners = [v for v, d in decisions.items() if d.promoted]
+    assert len(decisions) == 2 and len(winners) == 1
+    assert current_champion(client, "m") == winners[0]
+    loser = next(v for v in decisions if v != winners[0])
+    assert decisions[loser].decision == "stale"
+
+
+def test_flatten_config_drops_secrets(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")
+    params = flatten_config(
+        {
+            "train": {"max_epochs": 3, "modalities": ["camera", "audio"]},
+            "store": {"uri": "s3://bucket/x", "aws_secret_access_key": "abc"},
+            "registry": {"tracking_uri": "postgresql://bob:hunter2@db:5432/mlflow"},
+            "leak": {"note": "s3cr3t-value"},
+            "auth": {"api_token": "t"},
+        }
+    )
+    assert params["train.max_epochs"] == "3"
+    assert params["train.modalities"] == '["camera", "audio"]'
+    assert params["store.uri"] == "s3://bucket/x"
+    assert params["registry.tracking_uri"] == "postgresql://bob:***@db:5432/mlflow"
+    assert not any("secret" in k or "token" in k for k in params)
+    assert "leak.note" not in params

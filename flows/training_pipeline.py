@@ -36,7 +36,7 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
     verdict = validate_samples(run, ingested, aligned, cfg.validation, reference)
 
     # ---- shard -------------------------------------------------------------------------------
-    manifest = write_dataset_shards(run, aligned, verdict, cfg.shard, lineage(cfg))
+    manifest = write_dataset_shards(run, aligned, verdict, cfg.shard, cfg.validation, lineage(cfg))
 
     # ---- train -------------------------------------------------------------------------------
     trained = [

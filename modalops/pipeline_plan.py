@@ -40,12 +40,14 @@ def champion_dataset_version(tracking_uri: str, model_name: str) -> str | None:
 def pipeline_summary(manifest, verdict, report, registered) -> dict[str, Any]:
     """The flow's return value: what `modalops demo` prints and benchmarks read."""
     headline = report.headline
+    models = report.models.set_index("model_id")
+    unimodal = {m: float(models.loc[m, "macro_f1"]) for m in models.index if m != "fused"}
     return {
         "dataset_version": manifest.version,
         "validation_passed": bool(verdict.passed),
         "bad_fraction": float(verdict.bad_fraction),
         "fused_macro_f1": headline["fused_macro_f1"],
-        "unimodal_macro_f1": headline["unimodal_macro_f1"],
+        "unimodal_macro_f1": unimodal,
         "best_unimodal": headline["best_unimodal"],
         "lift": headline["lift"],
         "headline": headline,

@@ -444,6 +444,7 @@ class RegistrationResult:
     reasons: list[str]
     decision: PromotionDecision | None = None
     model_uri: str = ""
+    model_name: str = ""
 
 
 def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
@@ -624,3 +625,71 @@ def _wait_ready(client, name: str, version: str, timeout_s: float = 60.0) -> Non
             raise RuntimeError(f"model {name} v{version}: registration failed")
         time.sleep(0.2)
     raise TimeoutError(f"model {name} v{version}: not READY after {timeout_s:.0f} s")
+
+
+# ---- the pipeline's register stage ---------------------------------------------------------------
+
+
+def experiment_artifact_location(registry_uri: str | None, store_uri: str) -> str:
+    """Artifacts next to everything else the pipeline writes: `<store>/mlflow` unless configured."""
+    if registry_uri:
+        return registry_uri
+    if store_uri.startswith("s3://"):
+        return store_uri.rstrip("/") + "/mlflow"
+    return (Path(store_uri).resolve() / "mlflow").as_uri()
+
+
+def register_pipeline_model(run, cfg, manifest, trained, report) -> RegistrationResult:
+    """The register stage: the fused checkpoint, the run's report and plots, lineage tags.
+
+    `run` is a runs.RunContext, `cfg` the PipelineConfig; the evaluation report is written back
+    to the store afterwards so it carries the gate's decision.
+    """
+    from modalops.evaluation import write_report
+    from modalops.shards import iter_raw_samples
+
+    store = run.store()
+    fused = next((t for t in trained if t.model_id == "fused"), None)
+    if fused is None:
+        raise ValueError("no fused model among the trained models: nothing to register")
+    if cfg.store.endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
+        # MLflow's S3 artifact repository reads its endpoint from this variable only
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.store.endpoint_url
+    test = list(iter_raw_samples(store, manifest, "test"))
+    rescoring = RescoringSet.from_raw_samples(test, cfg.evaluate.slices, cfg.evaluate.ece_bins)
+    wanted = [k for k in (report.artifacts or {}).values() if not k.endswith("report.json")]
+    wanted += [k for k in store.list(run.key("align_plots"))]
+    wanted += [k for k in (run.key("validation", "verdict.md"),) if store.exists(k)]
+    with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
+        checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
+        artifacts = {}
+        for key in wanted:
+            rel = key[len(run.prefix) + 1 :] if key.startswith(run.prefix + "/") else key
+            artifacts[rel] = store.get_file(key, Path(tmp) / "files" / rel)
+        result = log_and_register(
+            cfg.registry.tracking_uri,
+            cfg.registry.experiment,
+            cfg.registry.model_name,
+            checkpoint,
+            report,
+            cfg.model_dump(mode="json"),
+            {
+                "dataset_version": manifest.version,
+                "prefect_flow_run_id": run.flow_run_id,
+                "pipeline": cfg.name,
+                "align_mode": cfg.align.mode,
+            },
+            artifacts,
+            rescoring,
+            gate=cfg.registry.gate_for(cfg.registry.model_name),
+            force=cfg.registry.force,
+            requested_by=cfg.registry.requested_by,
+            reason=cfg.registry.force_reason,
+            artifact_location=experiment_artifact_location(
+                cfg.registry.artifact_location, cfg.store.uri
+            ),
+            lock_timeout_s=cfg.registry.lock_timeout_s,
+        )
+    write_report(store, run.key("evaluation"), report)  # now with the gate's decision
+    result.model_name = cfg.registry.model_name
+    return result

@@ -100,8 +100,30 @@ def assign_splits(sessions: pd.DataFrame, cfg: ShardConfig) -> dict[str, str]:
             f"assign_splits: {len(table)} session(s) cannot fill train, val and test "
             "(splits are by session; at least 3 sessions are needed)"
         )
+    # The unit of assignment is a group (e.g. a subject's sessions), stratified by the group's
+    # most common stratum value; sessions are then mapped back to their group's split.
+    group_col = cfg.group_by if cfg.group_by in table.columns else "session_id"
+    table = table.assign(
+        _unit=table[group_col]
+        .astype(str)
+        .where(table[group_col].notna(), "session:" + table["session_id"].astype(str))
+    )
     strat = cfg.stratify_by if cfg.stratify_by in table.columns else None
-    groups = table.groupby(table[strat].astype(str) if strat else np.zeros(len(table)), sort=True)
+    units = (
+        table.groupby("_unit", sort=True)
+        .agg(
+            _stratum=(strat, lambda v: v.astype(str).mode().iloc[0])
+            if strat
+            else ("_unit", lambda v: "all")
+        )
+        .reset_index()
+    )
+    if len(units) < len(schema.SPLITS):
+        raise ValueError(
+            f"assign_splits: {len(units)} {group_col} group(s) cannot fill train, val and test "
+            f"(splits keep each {group_col}'s sessions together; at least 3 groups are needed)"
+        )
+    groups = units.rename(columns={"_unit": "session_id"}).groupby("_stratum", sort=True)
     out: dict[str, str] = {}
     train_by_group: dict[str, list[str]] = {}
     for name, group in groups:
@@ -129,7 +151,10 @@ def assign_splits(sessions: pd.DataFrame, cfg: ShardConfig) -> dict[str, str]:
         if split not in out.values():
             donor = max(sorted(train_by_group), key=lambda g: len(train_by_group[g]))
             out[train_by_group[donor].pop()] = split
-    return out
+    return {
+        sid: out[unit]
+        for sid, unit in zip(table["session_id"].astype(str), table["_unit"], strict=True)
+    }
 
 
 def dataset_version(samples_fingerprint: str, cfg: ShardConfig, extra: dict | None = None) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from modalops.evaluation import EvaluationReport, evaluate_models
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult
 from prefect import get_run_logger, task
 
 from modalops.config.evaluate import EvaluateConfig
+from modalops.evaluation import EvaluationReport, evaluate_models
 from modalops.runs import RunContext
+from modalops.shards import DatasetManifest
+from modalops.training import TrainResult
 from tasks.artifacts import publish_markdown
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from modalops.ingest import ingest_recordings as ingest_core
 from prefect import get_run_logger, task
 
 from modalops.config.data import IngestConfig
+from modalops.ingest import ingest_recordings as ingest_core
 from modalops.runs import RunContext, put_frame
 from modalops.store import open_store
 from tasks.artifacts import frame_markdown, publish_markdown

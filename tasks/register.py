@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from modalops.evaluation import EvaluationReport
-from modalops.registry import RegistrationResult, register_fused_model
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult
 from prefect import get_run_logger, task
 
 from modalops.config.pipeline import PipelineConfig
+from modalops.evaluation import EvaluationReport
+from modalops.registry import RegistrationResult, register_pipeline_model
 from modalops.runs import RunContext
+from modalops.shards import DatasetManifest
+from modalops.training import TrainResult
 from tasks.artifacts import publish_markdown
 
 
@@ -23,7 +23,7 @@ def register_model(
 ) -> RegistrationResult:
     """MLflow run + pyfunc model version; alias `challenger`, `champion` only if the gate passes."""
     log = get_run_logger()
-    result = register_fused_model(run, cfg, manifest, trained, report)
+    result = register_pipeline_model(run, cfg, manifest, trained, report)
     log.info(
         "registered %s version %s, aliases %s; promoted=%s (%s)",
         cfg.registry.model_name,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from modalops.align import AlignResult
-from modalops.shards import DatasetManifest, write_shards
-from modalops.validation import ValidationResult, summarize_for_reference
 from prefect import get_run_logger, task
 
+from modalops.align import AlignResult
 from modalops.config.pipeline import ShardConfig
+from modalops.config.validate import ValidateConfig
 from modalops.runs import RunContext, put_frame, reference_stats_key
+from modalops.shards import DatasetManifest, write_shards
+from modalops.validation import ValidationResult, raise_for_gate, with_split_checks
 from tasks.artifacts import publish_markdown
 
 
@@ -18,29 +19,32 @@ def write_dataset_shards(
     aligned: AlignResult,
     verdict: ValidationResult,
     cfg: ShardConfig,
+    validation: ValidateConfig,
     lineage: dict,
 ) -> DatasetManifest:
-    """Write train/val/test shards and the manifest (skipped when the version already exists)."""
+    """Write train/val/test shards and the manifest (skipped when the version already exists),
+    then gate on split leaks before anything trains on them."""
     log = get_run_logger()
     store = run.store()
     manifest = write_shards(store, aligned.part_keys, verdict.rejected, cfg, extra=lineage)
     if not store.exists(reference_stats_key(manifest.version)):
         # kept with the version so a later run can test for drift against this dataset
-        put_frame(
-            store, reference_stats_key(manifest.version), summarize_for_reference(verdict.stats)
-        )
+        put_frame(store, reference_stats_key(manifest.version), verdict.summary)
+    split_of = {sid: name for name, info in manifest.splits.items() for sid in info.sessions}
+    verdict = with_split_checks(verdict, split_of, validation)
+    store.put_text(run.key("validation", "verdict.md"), verdict.table_markdown())
     rows = "\n".join(
         f"| {name} | {info.n_samples} | {len(info.sessions)} | {len(info.shards)} |"
         for name, info in manifest.splits.items()
     )
     log.info(
-        "dataset version %s: %s",
-        manifest.version,
-        {k: v.n_samples for k, v in manifest.splits.items()},
+        "dataset %s: %s", manifest.version, {k: v.n_samples for k, v in manifest.splits.items()}
     )
     publish_markdown(
         "dataset-manifest",
-        f"# Dataset `{manifest.version}`\n\n| split | samples | sessions | shards |\n|---|---|---|---|\n{rows}",
+        f"# Dataset `{manifest.version}`\n\n| split | samples | sessions | shards |\n"
+        f"|---|---|---|---|\n{rows}",
         "Dataset version and splits",
     )
+    raise_for_gate(verdict)  # a session, subject or near-duplicate frame in two splits stops here
     return manifest

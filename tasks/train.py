@@ -5,12 +5,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult, train_model
 from prefect import get_run_logger, task
 
 from modalops.config.train import TrainConfig
 from modalops.runs import RunContext
+from modalops.shards import DatasetManifest
+from modalops.training import TrainResult, train_model
 
 
 @task(retries=1, retry_delay_seconds=[10])

@@ -6,14 +6,14 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from modalops.align import AlignResult
-from modalops.validation import ValidationResult, raise_for_gate, validate_dataset
 from prefect import get_run_logger, task
 
+from modalops.align import AlignResult
 from modalops.config.evaluate import RegistryConfig
 from modalops.config.validate import ValidateConfig
 from modalops.pipeline_plan import champion_dataset_version
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
+from modalops.validation import ValidationResult, raise_for_gate, validate_dataset
 from tasks.artifacts import publish_markdown
 from tasks.ingest import IngestOutput
 

@@ -219,3 +219,18 @@ def test_unknown_label_names_the_part(tmp_path):
     rows.loc[4, "label"] = "explosion"
     with pytest.raises(ValueError, match=r"part-0000\d\.parquet.*'explosion'"):
         write_shards(store, put_parts(store, rows), None, ShardConfig())
+
+
+def test_assign_splits_keeps_each_subjects_sessions_together():
+    rng = np.random.default_rng(0)
+    sessions = pd.DataFrame(
+        {
+            "session_id": [f"s{i:02d}" for i in range(30)],
+            "site": rng.choice(["a", "b", "c"], 30, p=[0.45, 0.45, 0.1]),
+            "subject": rng.choice([f"subj{i}" for i in range(9)], 30),
+        }
+    )
+    split_of = assign_splits(sessions, ShardConfig())
+    assert set(split_of.values()) == {"train", "val", "test"}
+    per_subject = sessions.assign(split=sessions["session_id"].map(split_of)).groupby("subject")
+    assert (per_subject["split"].nunique() == 1).all()

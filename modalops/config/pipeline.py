@@ -21,6 +21,12 @@ class ShardConfig(Section):
     )
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of sessions for test.")
     seed: int = Field(default=13, description="Seed of the session-level split.")
+    group_by: str = Field(
+        default="subject",
+        description="Metadata column whose values never straddle two splits (a person's "
+        "sessions stay together, so no subject leaks from train into test); sessions without "
+        "the column are split individually.",
+    )
     stratify_by: str = Field(
         default="site",
         description="Session metadata column the split is stratified by, so a rare value "
@@ -43,7 +49,9 @@ class PipelineConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig, description="Artifact store.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Ingestion.")
     align: AlignConfig = Field(default_factory=AlignConfig, description="Alignment and windowing.")
-    validation: ValidateConfig = Field(default_factory=ValidateConfig, description="Validation gate.")
+    validation: ValidateConfig = Field(
+        default_factory=ValidateConfig, description="Validation gate."
+    )
     shard: ShardConfig = Field(default_factory=ShardConfig, description="Sharding and splits.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Evaluation.")

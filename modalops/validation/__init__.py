@@ -8,6 +8,7 @@ from modalops.validation.gate import (
     raise_for_gate,
     split_leak_checks,
     validate_dataset,
+    with_split_checks,
 )
 from modalops.validation.stats import phash, sample_stats, summarize_for_reference
 
@@ -22,4 +23,5 @@ __all__ = [
     "split_leak_checks",
     "summarize_for_reference",
     "validate_dataset",
+    "with_split_checks",
 ]

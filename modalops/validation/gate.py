@@ -565,3 +565,21 @@ def _overlap_degraded_rejected(catalog: pd.DataFrame, stats: pd.DataFrame, keys:
             if col in stats.columns:
                 overlap |= sel & ~stats[col].to_numpy(bool)
     return int((overlap & rejected).sum())
+
+
+def with_split_checks(
+    result: ValidationResult, split_of: dict[str, str], cfg: ValidateConfig
+) -> ValidationResult:
+    """Add the split-leak checks (session, subject, near-duplicate frames across splits) once the
+    dataset has been split; the verdict is recomputed, so `raise_for_gate` stops on a leak."""
+    import dataclasses
+
+    cols = [c for c in ("session_id", "subject", "phash") if c in result.stats.columns]
+    splits = result.stats[cols].copy()
+    splits["split"] = splits["session_id"].astype(str).map(split_of)
+    splits = splits.dropna(subset=["split"])
+    new = split_leak_checks(splits, cfg)
+    failed = any(not c.passed and c.severity == "fail" for c in new)
+    return dataclasses.replace(
+        result, checks=[*result.checks, *new], passed=result.passed and not failed
+    )

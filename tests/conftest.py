@@ -43,4 +43,9 @@ def prefect_api(tmp_path_factory) -> Iterator[str]:
     """A standalone Prefect server subprocess (SQLite in a temp PREFECT_HOME)."""
     server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"))
     yield server.url
+    # Ship buffered flow/task logs while the server is still up; otherwise Prefect's log worker
+    # retries against a closed port at interpreter exit.
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
     server.stop()

@@ -6,7 +6,10 @@ server orchestrates, MLflow tracks on SQLite; then a registry consumer loads the
 
 from __future__ import annotations
 
+import io
+
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,7 +64,7 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     # MLflow: the registered version holds alias champion, its artifacts live in the bucket
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     champion = client.get_model_version_by_alias(cfg.registry.model_name, "champion")
-    assert champion.version == str(summary["model_version"])
+    assert str(champion.version) == str(summary["model_version"])
     assert champion.tags.get("dataset_version") == version
     run = client.get_run(champion.run_id)
     assert run.info.artifact_uri.startswith(f"{store_uri}/"), run.info.artifact_uri
@@ -77,7 +80,12 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registry.model_name}@champion")
     held_out = [s for _, s in zip(range(12), iter_raw_samples(store, manifest, "test"), strict=False)]
     frame = pd.DataFrame(
-        {m: [s[m] for s in held_out] for m in ("camera", "audio", "vibration", "notes")}
+        {
+            "camera": [s["camera"] for s in held_out],  # JPEG bytes
+            "audio": [s["audio"] for s in held_out],  # WAV bytes
+            "vibration": [np.load(io.BytesIO(s["vibration"])).tolist() for s in held_out],
+            "notes": [s["notes"] or "" for s in held_out],
+        }
     )
     out = model.predict(frame)
     assert len(out) == len(held_out)

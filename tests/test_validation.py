@@ -376,6 +376,32 @@ def test_near_duplicate_frame_across_splits_fails(clean):
     check = by_name(result)["near_duplicate_frames_across_splits"]
     assert not check.passed and check.observed.startswith("1 of 50")
     assert "s05 (test)" in check.details
+    # similar pictures only warn by default (a fixed camera films the same empty scene daily)
+    assert check.severity == "warn" and result.passed
+    strict = validate_dataset(
+        catalog, dup, cfg(severity={"near_duplicate_frames_across_splits": "fail"}), splits=splits
+    )
+    assert not strict.passed
+
+
+def test_identical_frame_across_splits_fails(clean):
+    samples, catalog, _ = clean
+    splits = pd.DataFrame(
+        {
+            "session_id": [f"s{i:02d}" for i in range(6)],
+            "subject": [f"subj{i}" for i in range(6)],
+            "split": ["train", "train", "train", "train", "val", "test"],
+        }
+    )
+    assert by_name(validate_dataset(catalog, samples, cfg(), splits=splits))[
+        "identical_frames_across_splits"
+    ].passed
+    dup = samples.copy()
+    target = dup.index[(dup["session_id"] == "s05") & (dup["window_index"] == 7)][0]
+    dup.at[target, "camera_jpeg"] = samples.at[3, "camera_jpeg"]  # a copied training frame
+    result = validate_dataset(catalog, dup, cfg(), splits=splits)
+    check = by_name(result)["identical_frames_across_splits"]
+    assert not check.passed and "s05" in check.details
     assert not result.passed
 
 

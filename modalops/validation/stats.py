@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 import wave
@@ -207,6 +208,10 @@ def sample_stats(samples: pd.DataFrame, flat_std: float = 1e-7) -> pd.DataFrame:
             "blur": "float64",
             "phash": "UInt64",
         },
+    )
+    # Exact frame identity (a copied file), beside the perceptual hash (a similar picture).
+    out["frame_sha1"] = pd.array(
+        [hashlib.sha1(v).hexdigest() if v else None for v in payloads("camera")], dtype="string"
     )
     table(
         [_audio_stats(v) for v in payloads("audio")],

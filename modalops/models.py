@@ -133,7 +133,8 @@ class MultimodalClassifier(nn.Module):
         self.encoders = nn.ModuleDict({m: _ENCODERS[m](hidden_dim) for m in self.modalities})
         n = len(self.modalities)
         self.head = nn.Sequential(
-            nn.Linear(n * hidden_dim + n, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_classes)
+            # GELU, not ReLU: a narrow head (tests use width 4) can start with every unit dead
+            nn.Linear(n * hidden_dim + n, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, n_classes)
         )
 
     def config(self) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def test_rows_to_raw_accepts_bytes_base64_and_missing():
 
 def test_round_trip_champion_and_worse_challenger_refused(tmp_path):
     train, test = make_samples(16, seed=0), make_samples(16, seed=1)
-    good = fit_tiny(train, steps=60)
+    good = fit_tiny(train, steps=120)
     save_checkpoint(good, tmp_path / "good.pt", {"model_id": "fused"})
     save_checkpoint(fit_tiny(train, steps=0, seed=3), tmp_path / "bad.pt", {"model_id": "fused"})
     data = RescoringSet.from_raw_samples(test, slices=["site", "lighting"])

@@ -134,7 +134,9 @@ class MultimodalClassifier(nn.Module):
         n = len(self.modalities)
         self.head = nn.Sequential(
             # GELU, not ReLU: a narrow head (tests use width 4) can start with every unit dead
-            nn.Linear(n * hidden_dim + n, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, n_classes)
+            nn.Linear(n * hidden_dim + n, hidden_dim),
+            nn.GELU(),
+            nn.Linear(hidden_dim, n_classes),
         )
 
     def config(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@ an S3-compatible endpoint. Plain subprocesses, so nothing here imports Prefect o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -134,10 +135,8 @@ def stop_prefect_server(home: Path) -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().split()[0])
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     pid_file.unlink(missing_ok=True)
     return True
 

@@ -25,8 +25,19 @@ def test_wrong_key_fails_before_any_work(tmp_path):
 def test_data_demo_writes_layout_and_refuses_unknown_corruption(tmp_path):
     out = tmp_path / "raw"
     ok = runner.invoke(
-        app, ["data", "demo", "--out", str(out), "--sessions", "2", "--duration", "8",
-              "--corrupt", "jpeg=0.1"],
+        app,
+        [
+            "data",
+            "demo",
+            "--out",
+            str(out),
+            "--sessions",
+            "2",
+            "--duration",
+            "8",
+            "--corrupt",
+            "jpeg=0.1",
+        ],
     )
     assert ok.exit_code == 0, ok.output
     assert (out / "sessions.csv").exists() and (out / "truth" / "corruptions.json").exists()

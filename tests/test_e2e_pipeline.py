@@ -78,7 +78,9 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     # a registry consumer predicts valid classes for held-out samples
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registry.model_name}@champion")
-    held_out = [s for _, s in zip(range(12), iter_raw_samples(store, manifest, "test"), strict=False)]
+    held_out = [
+        s for _, s in zip(range(12), iter_raw_samples(store, manifest, "test"), strict=False)
+    ]
     frame = pd.DataFrame(
         {
             "camera": [s["camera"] for s in held_out],  # JPEG bytes

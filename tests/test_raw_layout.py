@@ -60,14 +60,20 @@ def raw(tmp_path) -> LocalStore:
         },
     }
     store.put_text(session_key(sid, schema.CLOCK_FILE), json.dumps(clock))
-    store.put_text(session_key(sid, schema.FRAMES_INDEX), "frame,t,file\n0,0.0,f0.jpg\n1,0.25,f1.jpg\n")
+    store.put_text(
+        session_key(sid, schema.FRAMES_INDEX), "frame,t,file\n0,0.0,f0.jpg\n1,0.25,f1.jpg\n"
+    )
     store.put_bytes(session_key(sid, schema.AUDIO_FILE), wav_bytes(np.zeros(16000, np.float32)))
     t = np.arange(400) / 100
     vib = pd.DataFrame({"t": t, "ax": 0.0, "ay": 0.0, "az": 1.0}).astype("float32")
     vib["t"] = t
     store.put_bytes(session_key(sid, schema.VIBRATION_FILE), parquet_bytes(vib))
-    store.put_text(session_key(sid, schema.NOTES_FILE), '{"t": 3, "text": "b"}\n{"t": 1, "text": "a"}\n')
-    store.put_text(session_key(sid, schema.LABELS_FILE), "start_s,end_s,label\n0,2,normal\n2,4,fault\n")
+    store.put_text(
+        session_key(sid, schema.NOTES_FILE), '{"t": 3, "text": "b"}\n{"t": 1, "text": "a"}\n'
+    )
+    store.put_text(
+        session_key(sid, schema.LABELS_FILE), "start_s,end_s,label\n0,2,normal\n2,4,fault\n"
+    )
     return store
 
 

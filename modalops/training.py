@@ -9,6 +9,7 @@ worker or a notebook is not a training script. Results come back through files i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -109,6 +110,10 @@ def fit(spec: dict[str, Any]) -> dict[str, Any] | None:
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.strategies import DDPStrategy
 
+    # Lightning's per-fit banners (accelerator lines, a product tip) and a deprecation warning
+    # from its own pytree helper would repeat for every model in the pipeline log.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     cfg = TrainConfig.model_validate(spec["cfg"])
     manifest = DatasetManifest.from_json(spec["manifest"])
     work_dir = Path(spec["work_dir"])

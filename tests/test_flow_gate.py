@@ -1,0 +1,50 @@
+"""The validation gate stops the training flow before sharding, with the verdict table."""
+
+from __future__ import annotations
+
+import pytest
+
+from modalops.config import load_config
+from modalops.demo_data import DemoDataConfig, generate_demo_data
+from modalops.store import open_store
+from modalops.validation import ValidationGateError
+
+pytestmark = pytest.mark.slow
+
+
+def test_bad_fraction_above_gate_stops_before_sharding(tmp_path, prefect_api):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.training_pipeline import training_pipeline
+
+    raw = open_store(str(tmp_path / "raw"))
+    # 2 of 6 sessions with a flat-lined vibration channel: a third of the samples are bad
+    generate_demo_data(
+        raw, DemoDataConfig(sessions=6, duration_s=16.0, seed=5, corrupt={"flatline": 0.34})
+    )
+    cfg = load_config(
+        overrides=[
+            f"ingest.raw_uri={tmp_path / 'raw'}",
+            f"store.uri={tmp_path / 'store'}",
+            f"registry.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            "validation.min_samples_per_subgroup=1",
+        ]
+    )
+    with (
+        temporary_settings({PREFECT_API_URL: prefect_api}),
+        pytest.raises(ValidationGateError) as err,
+    ):
+        training_pipeline(cfg)
+    message = str(err.value)
+    assert "| check | observed | expected | severity | result |" in message
+    assert "bad_sample_fraction" in message and "FAIL" in message
+    assert "vibration_flat_channels" in message
+    store = open_store(str(tmp_path / "store"))
+    assert store.list("datasets") == []  # nothing was sharded
+    # the rejected samples are in the quarantine manifest with their reason
+    quarantine = [k for k in store.list("runs") if k.endswith("quarantine/validate.parquet")]
+    assert quarantine
+    from modalops.runs import get_frame
+
+    rows = get_frame(store, quarantine[0])
+    assert len(rows) > 0 and rows["reason"].str.contains("flat").any()

@@ -21,16 +21,10 @@ sys.path.insert(0, str(REPO))
 
 
 def run_pipeline(cfg):
-    """One training_pipeline run; through the CLI helper that finds or starts a Prefect server."""
-    try:
-        from modalops.cli import (
-            _run_flow,
-        )  # starts/reuses the local Prefect server like `make demo`
-    except ImportError:  # the CLI helper moved: call the flow directly (needs PREFECT_API_URL)
-        from flows.training_pipeline import training_pipeline
+    """One training_pipeline run, against the local Prefect server `make demo` uses."""
+    from modalops.cli import run_flow
 
-        return training_pipeline(cfg)
-    return _run_flow(cfg)
+    return run_flow(cfg)
 
 
 def main() -> None:
@@ -47,6 +41,8 @@ def main() -> None:
         [REPO / "configs/demo.yaml"] if (REPO / "configs/demo.yaml").exists() else []
     )
 
+    # registered under their own name, so the ablation never competes with the demo's champion
+    args.overrides = ["registry.model_name=modalops-ablation", *args.overrides]
     base = load_config(paths, args.overrides)
     raw_ready = False
     rows = []

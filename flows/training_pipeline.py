@@ -33,7 +33,7 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
 
     # ---- validate ----------------------------------------------------------------------------
     reference = load_reference_stats(run, cfg.registry)
-    verdict = validate_samples(run, ingested, aligned, cfg.validation, reference)
+    verdict = validate_samples(run, ingested, aligned, cfg.validation, cfg.registry, reference)
 
     # ---- shard -------------------------------------------------------------------------------
     manifest = write_dataset_shards(run, aligned, verdict, cfg.shard, cfg.validation, lineage(cfg))

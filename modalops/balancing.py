@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,15 +20,43 @@ def class_weights(labels: Sequence[str] | pd.Series) -> dict[str, float]:
     w_c = n / (K * n_c), the "balanced" heuristic of King & Zeng (2001); classes with no
     samples get no entry (a loss weight for them would be meaningless).
     """
-    s = pd.Series(labels, dtype="string").dropna()
-    counts = s.value_counts()
-    if counts.empty:
+    counts = pd.Series(labels, dtype="string").dropna().value_counts()
+    return weights_from_counts({str(c): int(n) for c, n in counts.items()})
+
+
+def weights_from_counts(counts: Mapping[str, int]) -> dict[str, float]:
+    """w_v = n / (K * n_v) for every value with a non-zero count (labels in schema order first)."""
+    present = {v: int(c) for v, c in counts.items() if c}
+    if not present:
         return {}
-    n, k = float(counts.sum()), float(len(counts))
-    order = [c for c in schema.LABELS if c in counts.index] + sorted(
-        c for c in counts.index if c not in schema.LABELS
+    n, k = float(sum(present.values())), float(len(present))
+    order = [c for c in schema.LABELS if c in present] + sorted(
+        c for c in present if c not in schema.LABELS
     )
-    return {c: n / (k * float(counts[c])) for c in order}
+    return {c: n / (k * present[c]) for c in order}
+
+
+def shares_before_after(
+    counts: Mapping[str, int], weights: Mapping[str, float] | None, dimension: str
+) -> pd.DataFrame:
+    """The same before/after table as distribution_report, from counts (e.g. a manifest's)."""
+    rows = []
+    total = sum(counts.values())
+    weighted = {v: c * (weights.get(v, 0.0) if weights else 1.0) for v, c in counts.items()}
+    wsum = sum(weighted.values())
+    for value, count in counts.items():
+        rows.append(
+            {
+                "dimension": dimension,
+                "value": value,
+                "count": int(count),
+                "share_before": count / total if total else np.nan,
+                "share_after": weighted[value] / wsum if wsum else np.nan,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["dimension", "value", "count", "share_before", "share_after"]
+    )
 
 
 def sample_weights(

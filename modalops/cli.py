@@ -59,7 +59,8 @@ def _prefect_api() -> str:
     return start_prefect_server(PREFECT_HOME, port=port).url
 
 
-def _run_flow(cfg) -> dict:
+def run_flow(cfg) -> dict:
+    """Run the training pipeline flow against PREFECT_API_URL or the local server."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.settings import PREFECT_HOME as HOME_SETTING
 
@@ -74,7 +75,7 @@ def _run_flow(cfg) -> dict:
 def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Run the training pipeline flow with a config (defaults + files + overrides)."""
     cfg = _load(config, set_)
-    summary = _run_flow(cfg)
+    summary = run_flow(cfg)
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
@@ -92,7 +93,7 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     if not raw.exists(SESSIONS_MANIFEST):
         typer.echo(f"generating demo recordings into {raw.uri()} ...")
         generate_demo_data(raw, DemoDataConfig())
-    summary = _run_flow(cfg)
+    summary = run_flow(cfg)
     typer.echo(format_summary(summary, cfg, time.monotonic() - started))
 
 

@@ -658,8 +658,12 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
     test = list(iter_raw_samples(store, manifest, "test"))
     rescoring = RescoringSet.from_raw_samples(test, cfg.evaluate.slices, cfg.evaluate.ece_bins)
     wanted = [k for k in (report.artifacts or {}).values() if not k.endswith("report.json")]
-    wanted += [k for k in store.list(run.key("align_plots"))]
-    wanted += [k for k in (run.key("validation", "verdict.md"),) if store.exists(k)]
+    wanted += store.list(run.key("align_plots")) + store.list(run.key("training"))
+    wanted += [
+        k
+        for k in (run.key("validation", "verdict.md"), run.key("align_report.parquet"))
+        if store.exists(k)
+    ]
     with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
         checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
         artifacts = {}
@@ -693,3 +697,28 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
     write_report(store, run.key("evaluation"), report)  # now with the gate's decision
     result.model_name = cfg.registry.model_name
     return result
+
+
+def log_validation_failure(run, registry, table_markdown: str, bad_fraction: float) -> str:
+    """A failed validation gate still leaves an MLflow run (status FAILED) with the verdict table,
+    so the registry's history shows refused data beside trained models. Returns the run id.
+
+    `run` is a runs.RunContext, `registry` a RegistryConfig.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    experiment_id = _ensure_experiment(
+        client,
+        registry.experiment,
+        experiment_artifact_location(registry.artifact_location, run.store_uri),
+    )
+    tags = {"stage": "validate", "validation": "failed", "modalops_run": run.run_key}
+    if run.flow_run_id:
+        tags["prefect_flow_run_id"] = str(run.flow_run_id)
+    mlrun = client.create_run(experiment_id, tags=tags, run_name=f"validation-failed-{run.run_key}")
+    run_id = mlrun.info.run_id
+    client.log_metric(run_id, "validation.bad_fraction", float(bad_fraction))
+    client.log_text(run_id, table_markdown, "validation/verdict.md")
+    client.set_terminated(run_id, status="FAILED")
+    return run_id

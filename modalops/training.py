@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from modalops import schema
+from modalops.balancing import shares_before_after, weights_from_counts
 from modalops.config.train import TrainConfig
 from modalops.datamodule import SampleWeights, ShardDataModule
 from modalops.models import ClassifierModule, save_checkpoint
@@ -60,25 +61,33 @@ def balancing(
     manifest: DatasetManifest, cfg: TrainConfig
 ) -> tuple[list[float] | None, SampleWeights | None]:
     """(loss class weights, stream sample weights) for `cfg.balancing`, from the train split counts."""
-    train = manifest.splits["train"]
+    dimension, counts = _balance_counts(manifest, cfg)
+    weights = weights_from_counts(counts)
     if cfg.balancing == "class_weight":
-        counts = [train.label_counts.get(lab, 0) for lab in schema.LABELS]
-        total, k = sum(counts), sum(1 for c in counts if c)
-        # inverse frequency, normalised so a balanced set gets weight 1; absent classes get 0
-        return [total / (k * c) if c else 0.0 for c in counts], None
-    if cfg.balancing == "weighted_sampling":
-        return None, SampleWeights(
-            "label", {lab: 1.0 / c for lab, c in train.label_counts.items() if c}
-        )
-    if cfg.balancing == "subgroup_upsample":
-        groups = train.group_counts.get(cfg.balance_group)
-        if not groups:
-            raise ValueError(
-                f"train.balance_group={cfg.balance_group!r}: dataset {manifest.version} has counts only "
-                f"for {sorted(train.group_counts)} (set shard.stratify_by to the same column)"
-            )
-        return None, SampleWeights(cfg.balance_group, {g: 1.0 / c for g, c in groups.items() if c})
+        return [weights.get(lab, 0.0) for lab in schema.LABELS], None  # absent classes: 0
+    if cfg.balancing in ("weighted_sampling", "subgroup_upsample"):
+        return None, SampleWeights(dimension, weights)
     return None, None
+
+
+def balance_report(manifest: DatasetManifest, cfg: TrainConfig):
+    """Train-split distribution before and after `cfg.balancing` (share of samples vs of weight)."""
+    dimension, counts = _balance_counts(manifest, cfg)
+    weights = None if cfg.balancing == "none" else weights_from_counts(counts)
+    return shares_before_after(counts, weights, dimension)
+
+
+def _balance_counts(manifest: DatasetManifest, cfg: TrainConfig) -> tuple[str, dict[str, int]]:
+    train = manifest.splits["train"]
+    if cfg.balancing != "subgroup_upsample":
+        return "label", dict(train.label_counts)
+    groups = train.group_counts.get(cfg.balance_group)
+    if not groups:
+        raise ValueError(
+            f"train.balance_group={cfg.balance_group!r}: dataset {manifest.version} has counts only "
+            f"for {sorted(train.group_counts)} (set shard.stratify_by to the same column)"
+        )
+    return cfg.balance_group, dict(groups)
 
 
 class _EpochMetrics:

@@ -10,7 +10,8 @@ from prefect import get_run_logger, task
 from modalops.config.train import TrainConfig
 from modalops.runs import RunContext
 from modalops.shards import DatasetManifest
-from modalops.training import TrainResult, train_model
+from modalops.training import TrainResult, balance_report, train_model
+from tasks.artifacts import frame_markdown, publish_markdown
 
 
 @task(retries=1, retry_delay_seconds=[10])
@@ -23,6 +24,15 @@ def train_classifier(
 ) -> TrainResult:
     """Train `model_id` on `modalities`; its checkpoint goes to the object store."""
     log = get_run_logger()
+    if model_id == "fused":
+        # what the balancing choice does to the training distribution, shown once per run
+        table = frame_markdown(balance_report(manifest, cfg))
+        run.store().put_text(run.key("training", "balancing.md"), table)
+        publish_markdown(
+            "training-balancing",
+            f"# Balancing `{cfg.balancing}`\n\nTrain split before/after weighting:\n\n{table}",
+            "Class or subgroup distribution before and after balancing",
+        )
     with tempfile.TemporaryDirectory(prefix=f"modalops-train-{model_id}-") as tmp:
         result = train_model(
             run.store(),

@@ -12,6 +12,7 @@ from modalops.align import AlignResult
 from modalops.config.evaluate import RegistryConfig
 from modalops.config.validate import ValidateConfig
 from modalops.pipeline_plan import champion_dataset_version
+from modalops.registry import log_validation_failure
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
 from modalops.validation import ValidationResult, raise_for_gate, validate_dataset
 from tasks.artifacts import publish_markdown
@@ -24,9 +25,11 @@ def validate_samples(
     ingested: IngestOutput,
     aligned: AlignResult,
     cfg: ValidateConfig,
+    registry: RegistryConfig,
     reference_stats: pd.DataFrame | None = None,
 ) -> ValidationResult:
-    """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails."""
+    """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails
+    (the failing verdict is also logged to MLflow as a FAILED run)."""
     log = get_run_logger()
     store = run.store()
     samples = pd.concat([get_frame(store, key) for key in aligned.part_keys], ignore_index=True)
@@ -54,6 +57,9 @@ def validate_samples(
         f"# Validation {verdict}\n\nbad-sample fraction: {100 * result.bad_fraction:.2f}%\n\n{table}",
         "Data validation gate",
     )
+    if not result.passed and result.enforced:
+        run_id = log_validation_failure(run, registry, table, result.bad_fraction)
+        log.error("validation gate failed; verdict logged to MLflow run %s", run_id)
     raise_for_gate(result)
     return result
 

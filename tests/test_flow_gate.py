@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modalops.config import load_config
@@ -48,3 +50,14 @@ def test_bad_fraction_above_gate_stops_before_sharding(tmp_path, prefect_api):
 
     rows = get_frame(store, quarantine[0])
     assert len(rows) > 0 and rows["reason"].str.contains("flat").any()
+    # and the refused verdict is on record in MLflow as a FAILED run
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name(cfg.registry.experiment).experiment_id],
+        filter_string="tags.validation = 'failed'",
+    )
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    verdict = client.download_artifacts(runs[0].info.run_id, "validation/verdict.md", str(tmp_path))
+    assert "bad_sample_fraction" in Path(verdict).read_text()

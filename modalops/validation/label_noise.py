@@ -88,9 +88,7 @@ def audio_features(data: object) -> np.ndarray | None:
         return None
     x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
     n_frames = 1 + (x.size - AUDIO_NFFT) // (AUDIO_NFFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(x, AUDIO_NFFT)[:: AUDIO_NFFT // 2][
-        :n_frames
-    ]
+    frames = np.lib.stride_tricks.sliding_window_view(x, AUDIO_NFFT)[:: AUDIO_NFFT // 2][:n_frames]
     spec = np.abs(np.fft.rfft(frames * np.hanning(AUDIO_NFFT), axis=1)) ** 2
     freqs = np.fft.rfftfreq(AUDIO_NFFT, 1.0 / rate)
     edges = np.geomspace(AUDIO_FMIN_HZ, rate / 2, AUDIO_BANDS + 1)

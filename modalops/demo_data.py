@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import wave
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +21,7 @@ from pydantic import Field, field_validator
 from modalops import corruption, schema
 from modalops.config.base import Section
 from modalops.corruption import CORRUPTION_KINDS, CorruptionRecord, parse_corrupt_specs
-from modalops.raw_layout import ClockModel, session_key
+from modalops.raw_layout import ClockModel, encode_wav, session_key
 from modalops.store import ObjectStore, join_key
 
 __all__ = [
@@ -481,17 +480,6 @@ def render_audio(plan: SessionPlan, cfg: DemoDataConfig) -> tuple[np.ndarray, fl
             x, np.searchsorted(t_ref, beats), thud, rng.uniform(0.05, 0.12, size=beats.size)
         )
     return np.clip(x, -1.0, 1.0), start
-
-
-def encode_wav(samples: np.ndarray, rate: int) -> bytes:
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(int(rate))
-        wav.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 # ---- vibration -----------------------------------------------------------------------------------

@@ -100,14 +100,17 @@ def _get(store: ObjectStore, key: str) -> bytes:
         raise RawDataError(store.uri(key), "file is missing") from None
 
 
-def read_manifest(store: ObjectStore) -> pd.DataFrame:
-    key = schema.SESSIONS_MANIFEST
+def _read_csv(store: ObjectStore, key: str, **kwargs) -> pd.DataFrame:
+    data = _get(store, key)
     try:
-        df = pd.read_csv(io.BytesIO(_get(store, key)), dtype={"session_id": str, "subject_id": str})
-    except RawDataError:
-        raise
+        return pd.read_csv(io.BytesIO(data), **kwargs)
     except Exception as exc:  # pandas raises several parser errors
         raise RawDataError(store.uri(key), f"not a readable CSV ({exc})") from None
+
+
+def read_manifest(store: ObjectStore) -> pd.DataFrame:
+    key = schema.SESSIONS_MANIFEST
+    df = _read_csv(store, key, dtype={"session_id": str, "subject_id": str})
     missing = [c for c in schema.MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise RawDataError(store.uri(key), f"missing columns {missing}")
@@ -151,12 +154,7 @@ def _check_times(uri: str, times: np.ndarray, what: str) -> None:
 def read_frames_index(store: ObjectStore, session_id: str) -> CameraStream:
     key = session_key(session_id, schema.FRAMES_INDEX)
     uri = store.uri(key)
-    try:
-        df = pd.read_csv(io.BytesIO(_get(store, key)))
-    except RawDataError:
-        raise
-    except Exception as exc:
-        raise RawDataError(uri, f"not a readable CSV ({exc})") from None
+    df = _read_csv(store, key)
     if not {"t", "file"} <= set(df.columns):
         raise RawDataError(uri, "frames index needs columns t, file")
     times = df["t"].to_numpy(dtype=np.float64)
@@ -187,6 +185,19 @@ def decode_wav(data: bytes, uri: str) -> tuple[np.ndarray, int]:
     if n_channels > 1:
         samples = samples.reshape(-1, n_channels).mean(axis=1)
     return samples, rate
+
+
+def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """PCM16 mono WAV bytes from int16 samples or floats in [-1, 1] (the inverse of decode_wav)."""
+    if samples.dtype != np.int16:
+        samples = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.writeframes(samples.astype("<i2", copy=False).tobytes())
+    return buf.getvalue()
 
 
 def read_audio(store: ObjectStore, session_id: str, clock_doc: dict[str, Any]) -> AudioStream:
@@ -250,12 +261,7 @@ def read_notes(store: ObjectStore, session_id: str) -> NotesStream:
 def read_labels(store: ObjectStore, session_id: str) -> pd.DataFrame:
     key = session_key(session_id, schema.LABELS_FILE)
     uri = store.uri(key)
-    try:
-        df = pd.read_csv(io.BytesIO(_get(store, key)))
-    except RawDataError:
-        raise
-    except Exception as exc:
-        raise RawDataError(uri, f"not a readable CSV ({exc})") from None
+    df = _read_csv(store, key)
     if not {"start_s", "end_s", "label"} <= set(df.columns):
         raise RawDataError(uri, "labels need columns start_s, end_s, label")
     df = df[["start_s", "end_s", "label"]].astype({"start_s": float, "end_s": float, "label": str})

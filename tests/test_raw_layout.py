@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import wave
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from modalops.raw_layout import (
     ClockModel,
     RawDataError,
     decode_wav,
+    encode_wav,
     load_session,
     read_frames_index,
     read_labels,
@@ -27,13 +27,7 @@ from modalops.store import LocalStore
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
+    return encode_wav(samples, rate)
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:

@@ -7,12 +7,12 @@ timestamp at a time; only the payload serialisation touches windows one by one.
 from __future__ import annotations
 
 import io
-import wave
 
 import numpy as np
 import pandas as pd
 
 from modalops import schema
+from modalops.raw_layout import encode_wav
 
 
 def window_bounds(
@@ -121,13 +121,7 @@ def to_pcm16(samples: np.ndarray) -> np.ndarray:
 
 def wav_bytes(pcm16: np.ndarray, sample_rate: int) -> bytes:
     """PCM16 mono WAV bytes of a slice."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(int(sample_rate))
-        wav.writeframes(pcm16.tobytes())
-    return buf.getvalue()
+    return encode_wav(pcm16, sample_rate)
 
 
 def npy_bytes(values: np.ndarray) -> bytes:

@@ -22,8 +22,10 @@ def s3_server(tmp_path_factory) -> Iterator[Service]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "modalops-test")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     server = start_s3_server(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -42,10 +44,12 @@ def s3_bucket(s3_server, monkeypatch) -> str:
 def prefect_api(tmp_path_factory) -> Iterator[str]:
     """A standalone Prefect server subprocess (SQLite in a temp PREFECT_HOME)."""
     server = start_prefect_server(tmp_path_factory.mktemp("prefect-home"))
-    yield server.url
-    # Ship buffered flow/task logs while the server is still up; otherwise Prefect's log worker
-    # retries against a closed port at interpreter exit.
-    from prefect.logging.handlers import APILogHandler
+    try:
+        yield server.url
+        # Ship buffered flow/task logs while the server is still up; otherwise Prefect's log
+        # worker retries against a closed port at interpreter exit.
+        from prefect.logging.handlers import APILogHandler
 
-    APILogHandler().flush()
-    server.stop()
+        APILogHandler().flush()
+    finally:
+        server.stop()

@@ -88,7 +88,7 @@ def test_true_offsets_recorded_and_metadata_is_wrong_by_at_most_1_5_s(tiny):
         assert doc["reference"] == "camera"
         assert clocks["camera"] == raw_layout.ClockModel(0.0, 0.0)
         for name in ("audio", "vibration", "notes"):
-            limit = 2.0 if name == "notes" else 4.0
+            limit = 2.0 if name == "notes" else DemoDataConfig().max_offset_s
             assert abs(truth[name]["offset_s"]) <= limit
             assert abs(truth[name]["drift_ppm"]) <= 80.0
             assert abs(clocks[name].offset_s - truth[name]["offset_s"]) <= 1.5 + 1e-6

@@ -1,65 +1,204 @@
-"""Label-noise sweep: 0/5/10/25% subtly wrong labels → what the gate filters, and (TODO) the
-fused macro-F1 on a clean test split with and without the gate's filtering (issue 4, exp. 2).
+"""Label-noise sweep: 0/5/10/25% subtly wrong labels → fused macro-F1 on a clean test split, with
+and without the gate's label-consistency filtering (issue 4, experiment 2).
 
-    .venv/bin/python benchmarks/label_noise_sweep.py --sessions 40 --rates 0 0.05 0.1 0.25
+    .venv/bin/python benchmarks/label_noise_sweep.py                          # ~10 min, 2 cores
+    .venv/bin/python benchmarks/label_noise_sweep.py --mix swap --rates 0 0.1 --sessions 12
 
-Implemented: for each rate, demo data with `label_shift` and `label_swap` at rate/2 each,
-the real ingest → align → validate stages, and the share of sample windows whose label is
-wrong (against the clean generation with the same seed) that the gate rejects.
+For each rate the demo data is generated with the same seed as a clean copy (same signals, same
+sessions; only labels.csv differs), with `label_shift` and `label_swap` at rate/2 each
+(`--mix both`) or one kind at the full rate. The real stages run: ingest → align → validate
+(`validation.label_check: true`) → shard → train the fused model. Two datasets are sharded from
+the same aligned parts: *without gate* keeps every window, *with gate* drops the windows the
+gate rejected (on these data only the label check rejects anything). Both models are scored on
+the test split of the clean copy (same sessions, asserted; clean labels), so the F1 measures
+what the wrong labels cost, not how well the model fits them.
 
-TODO(lead): the F1 half needs the shard → train → evaluate stage calls with a test split
-taken from the *clean* generation (same seed, corrupt={}): write_shards(..., rejected=None)
-for "without gate" and rejected=result.rejected for "with gate", train the fused model with
-the ci config, and evaluate on the clean test sessions. Hook it in at `train_and_score`.
+Flags are scored per window against the clean copy's aligned labels: a window is wrong when its
+label differs; windows labelled in only one copy (a boundary moved) are left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from validation_detection import run_pipeline  # noqa: E402  (benchmarks/ is the script dir)
 
+from modalops import schema
+from modalops.align import align_dataset
+from modalops.config.align import AlignConfig
+from modalops.config.data import IngestConfig
+from modalops.config.pipeline import ShardConfig
+from modalops.config.train import TrainConfig
 from modalops.config.validate import ValidateConfig
-from modalops.demo_data import DemoDataConfig
+from modalops.demo_data import DemoDataConfig, generate_demo_data
+from modalops.ingest import ingest_recordings
+from modalops.metrics import macro_f1
+from modalops.models import load_classifier, predict_proba
+from modalops.shards import DatasetManifest, iter_raw_samples, write_shards
+from modalops.store import ObjectStore, open_store
+from modalops.training import train_model
+from modalops.validation import ValidationResult, validate_dataset
+
+KEY = ["session_id", "window_index"]
 
 
-def train_and_score(samples_rejected: pd.DataFrame | None) -> float | None:
-    """Fused macro-F1 on the clean test split (TODO, see the module docstring)."""
-    del samples_rejected
-    return None
+def corrupt_spec(rate: float, mix: str) -> dict[str, float]:
+    if rate <= 0:
+        return {}
+    if mix == "both":
+        return {"label_shift": rate / 2, "label_swap": rate / 2}
+    return {f"label_{mix}": rate}
+
+
+def prepare(root: Path, demo: DemoDataConfig, vcfg: ValidateConfig):
+    """Generate, ingest, align and validate; (store, part keys, samples, verdict, seconds)."""
+    raw = open_store(str(root / "raw"))
+    generate_demo_data(raw, demo)
+    t0 = time.perf_counter()
+    ingested = ingest_recordings(raw, IngestConfig(raw_uri=str(root / "raw")))
+    store = open_store(str(root / "store"))
+    aligned = align_dataset(raw, ingested.catalog, AlignConfig(), store, "run", ingested.quarantine)
+    samples = pd.concat([pd.read_parquet(root / "store" / k) for k in aligned.part_keys])
+    samples = samples.reset_index(drop=True)
+    t1 = time.perf_counter()
+    verdict = validate_dataset(ingested.catalog, samples, vcfg, align_report=aligned.report)
+    t2 = time.perf_counter()
+    return store, aligned.part_keys, samples, verdict, (t1 - t0, t2 - t1)
+
+
+def score_flags(samples: pd.DataFrame, verdict: ValidationResult, truth: pd.Series) -> dict:
+    """Wrong windows (label differs from the clean copy's), flagged windows, and their overlap."""
+    labels = samples.set_index(KEY)["label"].to_frame("noisy").join(truth.rename("clean"))
+    both = labels["noisy"].notna() & labels["clean"].notna()
+    wrong = both & (labels["noisy"] != labels["clean"])
+    flags = verdict.rejected[verdict.rejected["reason"].str.startswith("label_inconsistent")]
+    flagged = labels.index.isin(pd.MultiIndex.from_frame(flags[KEY]))
+    hits = int((flagged & wrong.to_numpy()).sum())
+    return {
+        "windows": len(labels),
+        "wrong": int(wrong.sum()),
+        "flagged": len(flags),
+        "hits": hits,
+        "precision": hits / len(flags) if len(flags) else float("nan"),
+        "recall": hits / int(wrong.sum()) if wrong.any() else float("nan"),
+    }
+
+
+def train_and_score(
+    store: ObjectStore,
+    manifest: DatasetManifest,
+    tcfg: TrainConfig,
+    clean_store: ObjectStore,
+    clean: DatasetManifest,
+    work_dir: Path,
+) -> float:
+    """Train the fused model on `manifest`; macro-F1 on the clean copy's test split."""
+    assert manifest.splits["test"].sessions == clean.splits["test"].sessions, (
+        "the noisy and clean copies must split into the same test sessions"
+    )
+    result = train_model(store, manifest, tcfg, "fused", list(tcfg.modalities), work_dir)
+    with store.open_read(result.checkpoint_key) as stream:
+        model, _ = load_classifier(stream.read())
+    raws = list(iter_raw_samples(clean_store, clean, "test"))
+    probs = predict_proba(model, raws)
+    truth = np.array([r["label_index"] for r in raws])
+    return macro_f1(truth, probs.argmax(axis=1), len(schema.LABELS))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=40)
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rates", type=float, nargs="*", default=[0.0, 0.05, 0.1, 0.25])
+    parser.add_argument("--mix", choices=["both", "shift", "swap"], default="both")
+    parser.add_argument("--epochs", type=int, default=8, help="train.max_epochs (demo: 12)")
+    parser.add_argument("--hidden", type=int, default=16, help="train.hidden_dim (demo: 32)")
     args = parser.parse_args()
-    vcfg = ValidateConfig()
+    vcfg = ValidateConfig(label_check=True)
+    scfg = ShardConfig()
+    tcfg = TrainConfig(max_epochs=args.epochs, hidden_dim=args.hidden, baselines=False)
+    started = time.perf_counter()
+
+    def demo(rate: float) -> DemoDataConfig:
+        return DemoDataConfig(
+            sessions=args.sessions,
+            duration_s=args.duration,
+            seed=args.seed,
+            corrupt=corrupt_spec(rate, args.mix),
+        )
+
+    rows = []
     with tempfile.TemporaryDirectory(prefix="modalops-noise-") as tmp:
-        _, clean, _, _, _ = run_pipeline(
-            f"{tmp}/clean", DemoDataConfig(sessions=args.sessions), vcfg
+        tmp = Path(tmp)
+        clean_store, clean_parts, clean_samples, clean_verdict, _ = prepare(
+            tmp / "clean", demo(0.0), vcfg
         )
-        truth = clean.stats.set_index(["session_id", "window_index"])["label"]
+        clean = write_shards(clean_store, clean_parts, None, scfg)
+        truth = clean_samples.set_index(KEY)["label"]
         print(
-            "| label noise | wrong windows | rejected | wrong among rejected | gate | F1 no gate | F1 gate |"
+            f"clean copy: {len(clean_samples)} windows, test split {clean.splits['test'].n_samples} "
+            f"windows in {len(clean.splits['test'].sessions)} sessions",
+            flush=True,
         )
-        print("|---|---|---|---|---|---|---|")
         for rate in args.rates:
-            corrupt = {"label_shift": rate / 2, "label_swap": rate / 2} if rate else {}
-            demo = DemoDataConfig(sessions=args.sessions, corrupt=corrupt)
-            _, result, _, n, _ = run_pipeline(f"{tmp}/r{rate}", demo, vcfg)
-            labels = result.stats.set_index(["session_id", "window_index"])["label"]
-            both = labels.to_frame("noisy").join(truth.rename("clean"), how="inner").dropna()
-            wrong = both["noisy"] != both["clean"]
-            rej = set(
-                zip(result.rejected["session_id"], result.rejected["window_index"], strict=True)
+            if rate > 0:
+                store, parts, samples, verdict, (pipe_s, val_s) = prepare(
+                    tmp / f"r{rate:g}", demo(rate), vcfg
+                )
+            else:  # the clean copy is the 0% dataset
+                store, parts, samples, verdict = (
+                    clean_store,
+                    clean_parts,
+                    clean_samples,
+                    clean_verdict,
+                )
+            flags = score_flags(samples, verdict, truth)
+            raw = write_shards(store, parts, None, scfg, extra={"sweep": "no_gate"})
+            gated = write_shards(store, parts, verdict.rejected, scfg, extra={"sweep": "gate"})
+            f1_raw = train_and_score(store, raw, tcfg, clean_store, clean, tmp / "work")
+            f1_gate = train_and_score(store, gated, tcfg, clean_store, clean, tmp / "work")
+            rows.append(
+                {
+                    "rate": rate,
+                    **flags,
+                    "rejected": len(verdict.rejected),
+                    "gate": "PASS" if verdict.passed else "FAIL",
+                    "f1_no_gate": f1_raw,
+                    "f1_gate": f1_gate,
+                }
             )
-            caught = sum(1 for k in both.index[wrong] if k in rej)
-            f1_raw, f1_gate = train_and_score(None), train_and_score(result.rejected)
-            print(f"| {rate:.0%} | {int(wrong.sum())} of {len(both)} | {len(rej)} | {caught} | "
-                  f"{'PASS' if result.passed else 'FAIL'} | {f1_raw or 'TODO'} | {f1_gate or 'TODO'} |")  # fmt: skip
+            r = rows[-1]
+            print(
+                f"rate {rate:.0%}: wrong {r['wrong']} of {r['windows']} windows, flagged "
+                f"{r['flagged']} (precision {r['precision']:.2f}, recall {r['recall']:.2f}), "
+                f"gate {r['gate']}; fused macro-F1 on clean test: no gate {f1_raw:.3f}, "
+                f"gate {f1_gate:.3f}  [{time.perf_counter() - started:.0f} s]",
+                flush=True,
+            )
+
+    print(
+        f"\n{args.sessions} sessions x {args.duration:g} s, seed {args.seed}, mix {args.mix}; "
+        f"fused model, train.max_epochs={args.epochs}, train.hidden_dim={args.hidden}; "
+        f"{time.perf_counter() - started:.0f} s in all\n"
+    )
+    print(
+        "| label noise | wrong windows | flagged | precision | recall | gate verdict "
+        "| F1 no gate | F1 with gate |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        prec = "—" if np.isnan(r["precision"]) else f"{r['precision']:.2f}"
+        rec = "—" if np.isnan(r["recall"]) else f"{r['recall']:.2f}"
+        print(
+            f"| {r['rate']:.0%} | {r['wrong']} of {r['windows']} ({100 * r['wrong'] / r['windows']:.1f}%) "
+            f"| {r['flagged']} | {prec} | {rec} | {r['gate']} "
+            f"| {r['f1_no_gate']:.3f} | {r['f1_gate']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@ the false-reject rate on clean data (issue 4, experiment 1).
 
     .venv/bin/python benchmarks/validation_detection.py                     # 40 sessions, 5%
     .venv/bin/python benchmarks/validation_detection.py --sessions 12 --rate 0.1 --kinds jpeg
+    .venv/bin/python benchmarks/validation_detection.py --label-check --kinds label_shift label_swap
 
 Each run generates demo data with one corruption kind, then runs the real ingest → align →
 validate stages. An injected defect (one `truth/corruptions.json` record) counts as caught
 when a quarantine row of any stage names its file, or names its session with the modality
 the defect damages (a rejected window or quarantined stream); `label_shift` / `label_swap`
-are caught only if a validate row rejects a window of that session for its label.
+are caught only if a validate row rejects a window of that session for its label. With
+`--label-check` (validation.label_check: true) their rows also score the flagged windows against
+the clean run's aligned labels: `wrong_windows` (label differs), `flag_precision`, `flag_recall`.
 """
 
 from __future__ import annotations
@@ -76,14 +79,31 @@ def caught(record, manifest: pd.DataFrame, result) -> bool:
     return bool((rows["modality"].astype(str) == modality).any() or rows["modality"].isna().any())
 
 
+def window_flags(result, truth: pd.Series) -> dict:
+    """Flagged windows ('label_inconsistent') against the windows whose label is really wrong."""
+    key = ["session_id", "window_index"]
+    labels = result.stats.set_index(key)["label"].to_frame("noisy").join(truth.rename("clean"))
+    wrong = (labels["noisy"] != labels["clean"]) & labels["noisy"].notna() & labels["clean"].notna()
+    flags = result.rejected[result.rejected["reason"].str.startswith("label_inconsistent")]
+    hits = int((labels.index.isin(pd.MultiIndex.from_frame(flags[key])) & wrong.to_numpy()).sum())
+    return {
+        "wrong_windows": int(wrong.sum()),
+        "flag_precision": round(hits / len(flags), 2) if len(flags) else float("nan"),
+        "flag_recall": round(hits / int(wrong.sum()), 2) if wrong.any() else float("nan"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=0.05)
     parser.add_argument("--kinds", nargs="*", default=list(CORRUPTION_KINDS))
+    parser.add_argument(
+        "--label-check", action="store_true", help="validation.label_check: true (issue 4)"
+    )
     args = parser.parse_args()
-    vcfg = ValidateConfig()
+    vcfg = ValidateConfig(label_check=args.label_check)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="modalops-detect-") as tmp:
@@ -96,6 +116,7 @@ def main() -> None:
               f"({100 * val_s / (pipe_s + val_s):.0f}% of the three stages)")  # fmt: skip
         if n_val:
             print(result.rejected["reason"].str.split(":").str[0].value_counts().to_string())
+        truth = result.stats.set_index(["session_id", "window_index"])["label"]
         for kind in args.kinds:
             demo = DemoDataConfig(
                 sessions=args.sessions, duration_s=args.duration, corrupt={kind: args.rate}
@@ -114,6 +135,8 @@ def main() -> None:
                     "gate": "PASS" if result.passed else "FAIL",
                 }
             )
+            if args.label_check and kind in ("label_shift", "label_swap"):
+                rows[-1].update(window_flags(result, truth))
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
     if rows:
         table = pd.DataFrame(rows)
@@ -122,7 +145,10 @@ def main() -> None:
         for rec in table.itertuples(index=False):
             print(
                 "| "
-                + " | ".join(f"{v:.0f}" if isinstance(v, float) else str(v) for v in rec)
+                + " | ".join(
+                    ("" if v != v else f"{v:g}") if isinstance(v, float) else str(v)  # NaN: blank
+                    for v in rec
+                )
                 + " |"
             )
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from modalops import quarantine, schema
 from modalops.config.validate import ValidateConfig
+from modalops.validation import label_noise
 from modalops.validation.drift import drift_checks
 from modalops.validation.stats import hamming, sample_stats, summarize_for_reference
 from modalops.validation.suites import (
@@ -331,6 +332,71 @@ def split_leak_checks(splits: pd.DataFrame, cfg: ValidateConfig | None = None) -
     return checks
 
 
+# ---- label consistency (confident learning, modalops.validation.label_noise) ------------
+
+
+def label_consistency_check(
+    samples: pd.DataFrame, rejected: pd.DataFrame, cfg: ValidateConfig
+) -> tuple[CheckResult, pd.DataFrame]:
+    """Flag windows whose label their signals contradict; (verdict row, rejection rows).
+
+    Windows already rejected by a per-sample rule are left out (their payloads are broken, so
+    they would only teach the check's model noise); so are windows without a label.
+    """
+    name = "label_consistency"
+    severity = severity_for(name, "fail", cfg)
+    expected = f"≤ {_pct(cfg.max_bad_fraction)} of labelled windows contradicted by their signals"
+    empty = pd.DataFrame(columns=["session_id", "window_index", "modality", "reason"])
+    payloads = [schema.PAYLOAD_COLUMNS[m] for m in cfg.label_check_modalities]
+    if not any(c in samples.columns for c in payloads):
+        return CheckResult(
+            name, "samples", "skipped: no payload columns", expected, severity, True
+        ), empty
+    bad = set(zip(rejected["session_id"], rejected["window_index"], strict=True))
+    judged = samples[~_key_mask(samples, bad)].reset_index(drop=True)
+    n_labelled = int(judged["label"].isin(schema.LABELS).sum())
+    if n_labelled < cfg.label_check_min_windows:
+        return CheckResult(
+            name, "samples",
+            f"skipped: {n_labelled} labelled windows < label_check_min_windows "
+            f"{cfg.label_check_min_windows}",
+            expected, severity, True,
+        ), empty  # fmt: skip
+    result = label_noise.check_labels(
+        judged,
+        folds=cfg.label_check_folds,
+        c=cfg.label_check_c,
+        rounds=cfg.label_check_rounds,
+        modalities=list(cfg.label_check_modalities),
+    )
+    n_judged = int((result.given >= 0).sum())
+    if result.folds == 0:
+        return CheckResult(
+            name, "samples", f"skipped: {n_judged} labelled windows in < 2 sessions or classes",
+            expected, severity, True,
+        ), empty  # fmt: skip
+    flagged = label_noise.flagged_rows(judged, result)
+    share = len(flagged) / max(n_judged, 1)
+    per_class = pd.Series([schema.LABELS[i] for i in result.given[result.flagged]]).value_counts()
+    thresholds = ", ".join(
+        f"{k} {t:.2f}" for k, t in zip(schema.LABELS, result.thresholds, strict=True)
+    )
+    details = (
+        f"{result.folds} folds by session, {cfg.label_check_rounds} round(s); t_j {thresholds}"
+    )
+    if len(per_class):
+        details += "; flagged " + ", ".join(f"{k} {v}" for k, v in per_class.items())
+    return CheckResult(
+        name,
+        "samples",
+        f"{len(flagged)} of {n_judged} flagged ({_pct(share)} of labelled windows)",
+        expected,
+        severity,
+        share <= cfg.max_bad_fraction,
+        details,
+    ), flagged
+
+
 # ---- rejection and the bad-sample fraction -----------------------------------------------
 
 
@@ -502,6 +568,11 @@ def validate_dataset(
             checks.append(_outcome_to_check(rule, out, "samples", sev, len(stats)))
 
         rejected = reject_samples(stats, srules)
+        if cfg.label_check:
+            check, flagged = label_consistency_check(samples, rejected, cfg)
+            checks.append(check)
+            if len(flagged):  # disjoint: the check judges only windows no rule rejected
+                rejected = pd.concat([rejected, flagged], ignore_index=True)
 
         # -- dataset level --
         lost, degraded, notes = _quarantine_losses(catalog, stats)

@@ -1,0 +1,296 @@
+"""Label-consistency check: wrong labels on signals that contradict them are flagged, clean ones kept."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from test_validation import make_catalog
+
+from modalops import schema
+from modalops.config.validate import ValidateConfig
+from modalops.validation import label_noise, validate_dataset
+
+N_SESSIONS, WINDOWS = 12, 40
+
+
+# ---- a tiny dataset whose labels follow its signals -----------------------------------------
+# An object in view (a bright patch whose place and colour vary) ↔ proximity; a tone in the audio
+# and a wobble on one vibration axis ↔ fault; both ↔ near_miss. Each session has its own
+# background, noise floor and sensor mounting, as recordings do.
+
+
+def _jpeg(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _wav(x: np.ndarray, rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr.astype(np.float32))
+    return buf.getvalue()
+
+
+def window_payloads(rng: np.random.Generator, background: np.ndarray, label: str, axis: int):
+    person = label in ("proximity", "near_miss")
+    fault = label in ("fault", "near_miss")
+    frame = background.astype(np.int16) + rng.integers(-6, 7, size=background.shape)
+    if person:
+        r, c = rng.integers(20, 36), rng.integers(20, 36)
+        frame[r : r + 16, c : c + 10] = rng.integers(0, 256, size=3)
+    t = np.arange(16000) / 16000
+    audio = rng.normal(0, 0.02, t.size) + (0.2 * np.sin(2 * np.pi * 2200 * t) if fault else 0)
+    tv = np.arange(100) / 100
+    vib = rng.normal(0, 0.05, (100, 3)) + np.sin(2 * np.pi * 25 * tv)[:, None]
+    if fault:
+        vib[:, axis] += 0.8 * np.sin(2 * np.pi * 7 * tv + rng.uniform(0, 6))
+    return _jpeg(np.clip(frame, 0, 255).astype(np.uint8)), _wav(audio), _npy(vib)
+
+
+def make_samples(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(N_SESSIONS):
+        sid = f"s{s:02d}"
+        background = np.asarray(
+            Image.fromarray(rng.integers(40, 200, (4, 4, 3), dtype=np.uint8)).resize((64, 64))
+        )
+        axis = s % 3
+        # runs of 2-5 windows per label, like label intervals
+        labels: list[str] = []
+        while len(labels) < WINDOWS:
+            labels += [str(rng.choice(schema.LABELS))] * int(rng.integers(2, 6))
+        for w, label in enumerate(labels[:WINDOWS]):
+            cam, aud, vib = window_payloads(rng, background, label, axis)
+            rows.append(
+                {
+                    "session_id": sid,
+                    "window_index": w,
+                    "t_start": float(w),
+                    "t_end": float(w + 1),
+                    "label": label,
+                    "label_overlap": 1.0,
+                    "boundary": False,
+                    "has_camera": True,
+                    "has_audio": True,
+                    "has_vibration": True,
+                    "has_notes": False,
+                    "camera_jpeg": cam,
+                    "audio_wav": aud,
+                    "vibration_npy": vib,
+                    "notes_text": "",
+                    "station_id": f"st{s % 3}",
+                    "site": ("plant-a", "plant-b")[s % 2],
+                    "camera_model": "cam-x",
+                    "microphone": "mic-y",
+                    "lighting": "day",
+                    "subject": f"subj{s}",
+                    "align_confidence": 8.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def swap_labels(samples: pd.DataFrame, n: int, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """Swap the label of `n` random windows for another class; returns (samples, wrong mask)."""
+    rng = np.random.default_rng(seed)
+    out = samples.copy()
+    rows = rng.choice(len(out), size=n, replace=False)
+    for i in rows:
+        others = [x for x in schema.LABELS if x != out.at[i, "label"]]
+        out.at[i, "label"] = others[int(rng.integers(0, len(others)))]
+    wrong = np.zeros(len(out), dtype=bool)
+    wrong[rows] = True
+    return out, wrong
+
+
+ON = ValidateConfig(label_check=True, label_check_min_windows=0)  # the tiny set has 480
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    return make_samples()
+
+
+# ---- features ------------------------------------------------------------------------------------
+
+
+def test_features_are_finite_and_mark_missing_or_broken_payloads(clean):
+    samples = clean.head(40).copy()
+    samples.loc[3, "camera_jpeg"] = b"not a jpeg"
+    samples.loc[4, "audio_wav"] = None
+    samples.loc[5, "notes_text"] = "bearing noise at press 3"
+    feats = label_features_by_modality(samples)
+    for modality, block in feats.items():
+        assert np.isfinite(block).all(), modality
+    # the presence flag is the last column of each modality's block
+    assert feats["camera"][3, -1] == 0 and feats["camera"][2, -1] == 1
+    assert not feats["camera"][3, :-1].any()
+    assert feats["audio"][4, -1] == 0 and not feats["audio"][4, :-1].any()
+    assert feats["notes"][5, -1] == 1 and feats["notes"][5, :-1].sum() == 5  # five tokens
+    assert feats["notes"][6, -1] == 0
+
+
+def label_features_by_modality(samples: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {m: label_noise.label_features(samples, [m]) for m in schema.MODALITIES}
+
+
+def test_camera_change_map_finds_the_object_on_any_background(clean):
+    """Distance from the session's median frame: one threshold separates frames with the object
+    from frames without it across sessions with different backgrounds."""
+    change = label_noise.label_features(clean, ["camera"])[:, : label_noise.THUMB**2]
+    strongest = change.max(axis=1)
+    person = clean["label"].isin(["proximity", "near_miss"]).to_numpy()
+    assert strongest[person].min() > 2 * strongest[~person].max()
+
+
+# ---- confident learning ----------------------------------------------------------------------
+
+
+def test_confident_flags_follow_the_confident_joint():
+    probs = np.array(
+        [
+            [0.9, 0.1, 0.0, 0.0],  # given 0, sure of 0: kept
+            [0.8, 0.2, 0.0, 0.0],  # given 0, p0 below t0 but nothing else confident: kept
+            [0.1, 0.9, 0.0, 0.0],  # given 0, class 1 confident: flagged
+            [0.0, 0.7, 0.3, 0.0],  # given 1
+            [0.0, 0.9, 0.1, 0.0],  # given 1
+            [0.2, 0.0, 0.8, 0.0],  # given 2
+        ]
+    )
+    given = np.array([0, 0, 0, 1, 1, 2])
+    flagged, suggested, thresholds = label_noise.confident_flags(probs, given, 4)
+    assert thresholds[:3] == pytest.approx([0.6, 0.8, 0.8])
+    assert thresholds[3] == 1.0  # no window given class 3
+    assert flagged.tolist() == [False, False, True, False, False, False]
+    assert suggested[2] == 1
+    # row 3: p1 = 0.7 < t1 = 0.8 and no other class reaches its threshold
+    assert suggested[3] == -1
+
+
+def test_folds_never_train_on_the_judged_session():
+    """A feature that only identifies the session predicts nothing out of fold."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(10), 20)
+    labels = np.repeat(rng.integers(0, 4, 10), 20)  # one label per session
+    features = np.eye(10)[groups] + rng.normal(0, 0.01, (200, 10))
+    probs, folds = label_noise.out_of_fold_probs(features, labels, groups.astype(str), 4, 5)
+    assert folds == 5
+    assert probs[np.arange(200), labels].mean() < 0.5  # in-sample it would be near 1
+
+
+def test_check_flags_swapped_labels_and_keeps_clean_ones(clean):
+    on_clean = label_noise.check_labels(clean)
+    assert on_clean.folds == 5
+    assert on_clean.flagged.sum() <= 2  # ≤ 0.5% of 480 windows
+    noisy, wrong = swap_labels(clean, 40)
+    result = label_noise.check_labels(noisy)
+    hits = int((result.flagged & wrong).sum())
+    # conservative by design (a flag needs another class confidently predicted): on this tiny
+    # set (linear model, 400 training windows) over half the swaps are caught, and nearly
+    # every flag is a swap
+    assert hits >= 20, f"recall {hits}/40"
+    assert hits >= 0.9 * result.flagged.sum(), f"precision {hits}/{result.flagged.sum()}"
+    # the suggestion for a flagged window is its true label
+    true = clean["label"].map(schema.LABEL_INDEX).to_numpy()
+    both = result.flagged & wrong
+    assert (result.suggested[both] == true[both]).mean() >= 0.9
+    # a second round (retrained without round one's flags) flags fewer clean windows
+    one_round = label_noise.check_labels(noisy, rounds=1)
+    assert (one_round.flagged & ~wrong).sum() >= (result.flagged & ~wrong).sum()
+
+
+def test_unlabelled_windows_are_not_judged(clean):
+    samples = clean.copy()
+    samples.loc[:9, "label"] = None
+    samples.loc[10, "label"] = "smoke"
+    result = label_noise.check_labels(samples)
+    assert (result.given[:11] == -1).all()
+    assert not result.flagged[:11].any()
+    assert np.isnan(result.probs[:11]).all()
+    assert np.isnan(result.self_confidence()[:11]).all()
+
+
+def test_too_few_sessions_skip_the_check(clean):
+    result = label_noise.check_labels(clean[clean["session_id"] == "s00"])
+    assert result.folds == 0 and not result.flagged.any()
+
+
+# ---- in the gate -----------------------------------------------------------------------------
+
+
+def test_gate_rejects_flagged_windows_with_their_reason(clean):
+    noisy, wrong = swap_labels(clean, 40)
+    catalog = make_catalog(noisy)
+    off = validate_dataset(catalog, noisy, ValidateConfig())
+    assert "label_consistency" not in {c.check for c in off.checks}  # off by default
+    assert off.rejected.empty
+
+    cfg = ValidateConfig(label_check=True, label_check_min_windows=0, max_bad_fraction=0.03)
+    result = validate_dataset(catalog, noisy, cfg)
+    row = next(c for c in result.checks if c.check == "label_consistency")
+    n = len(result.rejected)
+    assert n >= 20
+    assert row.observed.startswith(f"{n} of {len(noisy)} flagged")
+    assert not row.passed and row.severity == "fail"  # > 3% of windows flagged
+    assert (
+        result.rejected["reason"]
+        .str.match(
+            r"label_inconsistent: given (normal|proximity|fault|near_miss), out-of-fold p=0\.\d{3}"
+        )
+        .all()
+    )
+    assert (result.quarantine["stage"] == "validate").all()
+    assert (result.quarantine["modality"] == "labels").all()
+    assert len(result.quarantine) == n
+    assert result.bad_fraction == pytest.approx(n / len(noisy))
+    assert not result.passed
+    keys = set(zip(result.rejected["session_id"], result.rejected["window_index"], strict=True))
+    wrong_keys = set(zip(noisy["session_id"][wrong], noisy["window_index"][wrong], strict=True))
+    assert len(keys & wrong_keys) >= 0.9 * n
+
+    # a warning only: the flagged windows are still rejected and counted
+    warn = cfg.model_copy(update={"severity": {"label_consistency": "warn"}})
+    relaxed = validate_dataset(catalog, noisy, warn)
+    assert len(relaxed.rejected) == n
+    assert [c.check for c in relaxed.failures] == ["bad_sample_fraction"]
+
+
+def test_gate_skips_windows_already_rejected(clean):
+    samples = clean.copy()
+    samples.loc[0, "audio_wav"] = b"RIFF broken"
+    result = validate_dataset(make_catalog(samples), samples, ON)
+    first = result.rejected[
+        (result.rejected["session_id"] == "s00") & (result.rejected["window_index"] == 0)
+    ]
+    assert len(first) == 1 and "audio_decodable" in first["reason"].iloc[0]
+    row = next(c for c in result.checks if c.check == "label_consistency")
+    assert f"of {len(samples) - 1} flagged" in row.observed
+    assert row.passed
+
+
+def test_config_refuses_unknown_label_check_modality():
+    with pytest.raises(ValueError, match="label_check_modalities: unknown"):
+        ValidateConfig(label_check_modalities=["camera", "lidar"])
+
+
+def test_gate_skips_the_check_on_too_few_windows(clean):
+    result = validate_dataset(make_catalog(clean), clean, ValidateConfig(label_check=True))
+    row = next(c for c in result.checks if c.check == "label_consistency")
+    assert row.passed and row.observed.startswith("skipped: 480 labelled windows < ")
+    assert result.rejected.empty

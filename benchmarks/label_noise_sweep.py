@@ -20,6 +20,7 @@ label differs; windows labelled in only one copy (a boundary moved) are left out
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -92,20 +93,15 @@ def train_and_score(
     store: ObjectStore,
     manifest: DatasetManifest,
     tcfg: TrainConfig,
-    clean_store: ObjectStore,
-    clean: DatasetManifest,
+    test_raws: list[dict],
     work_dir: Path,
 ) -> float:
-    """Train the fused model on `manifest`; macro-F1 on the clean copy's test split."""
-    assert manifest.splits["test"].sessions == clean.splits["test"].sessions, (
-        "the noisy and clean copies must split into the same test sessions"
-    )
+    """Train the fused model on `manifest`; macro-F1 on the clean test samples."""
     result = train_model(store, manifest, tcfg, "fused", list(tcfg.modalities), work_dir)
     with store.open_read(result.checkpoint_key) as stream:
         model, _ = load_classifier(stream.read())
-    raws = list(iter_raw_samples(clean_store, clean, "test"))
-    probs = predict_proba(model, raws)
-    truth = np.array([r["label_index"] for r in raws])
+    probs = predict_proba(model, test_raws)
+    truth = np.array([r["label_index"] for r in test_raws])
     return macro_f1(truth, probs.argmax(axis=1), len(schema.LABELS))
 
 
@@ -118,10 +114,21 @@ def main() -> None:
     parser.add_argument("--mix", choices=["both", "shift", "swap"], default="both")
     parser.add_argument("--epochs", type=int, default=8, help="train.max_epochs (demo: 12)")
     parser.add_argument("--hidden", type=int, default=16, help="train.hidden_dim (demo: 32)")
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="*",
+        default=[7, 8],
+        help="train.seed values; F1 is their mean (one 8-epoch run varies by ~0.05)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="append each row here as JSON")
     args = parser.parse_args()
     vcfg = ValidateConfig(label_check=True)
     scfg = ShardConfig()
-    tcfg = TrainConfig(max_epochs=args.epochs, hidden_dim=args.hidden, baselines=False)
+    tcfgs = [
+        TrainConfig(max_epochs=args.epochs, hidden_dim=args.hidden, baselines=False, seed=s)
+        for s in args.train_seeds
+    ]
     started = time.perf_counter()
 
     def demo(rate: float) -> DemoDataConfig:
@@ -140,6 +147,7 @@ def main() -> None:
         )
         clean = write_shards(clean_store, clean_parts, None, scfg)
         truth = clean_samples.set_index(KEY)["label"]
+        test_raws = list(iter_raw_samples(clean_store, clean, "test"))
         print(
             f"clean copy: {len(clean_samples)} windows, test split {clean.splits['test'].n_samples} "
             f"windows in {len(clean.splits['test'].sessions)} sessions",
@@ -158,32 +166,45 @@ def main() -> None:
                     clean_verdict,
                 )
             flags = score_flags(samples, verdict, truth)
+            del samples
             raw = write_shards(store, parts, None, scfg, extra={"sweep": "no_gate"})
             gated = write_shards(store, parts, verdict.rejected, scfg, extra={"sweep": "gate"})
-            f1_raw = train_and_score(store, raw, tcfg, clean_store, clean, tmp / "work")
-            f1_gate = train_and_score(store, gated, tcfg, clean_store, clean, tmp / "work")
+            for manifest in (raw, gated):
+                assert manifest.splits["test"].sessions == clean.splits["test"].sessions, (
+                    "the noisy and clean copies must split into the same test sessions"
+                )
+            f1_raw = [train_and_score(store, raw, t, test_raws, tmp / "work") for t in tcfgs]
+            f1_gate = [train_and_score(store, gated, t, test_raws, tmp / "work") for t in tcfgs]
             rows.append(
                 {
                     "rate": rate,
                     **flags,
                     "rejected": len(verdict.rejected),
                     "gate": "PASS" if verdict.passed else "FAIL",
-                    "f1_no_gate": f1_raw,
-                    "f1_gate": f1_gate,
+                    "f1_no_gate": float(np.mean(f1_raw)),
+                    "f1_gate": float(np.mean(f1_gate)),
+                    "f1_no_gate_runs": f1_raw,
+                    "f1_gate_runs": f1_gate,
                 }
             )
             r = rows[-1]
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(r) + "\n")
             print(
                 f"rate {rate:.0%}: wrong {r['wrong']} of {r['windows']} windows, flagged "
                 f"{r['flagged']} (precision {r['precision']:.2f}, recall {r['recall']:.2f}), "
-                f"gate {r['gate']}; fused macro-F1 on clean test: no gate {f1_raw:.3f}, "
-                f"gate {f1_gate:.3f}  [{time.perf_counter() - started:.0f} s]",
+                f"gate {r['gate']}; fused macro-F1 on clean test: no gate "
+                f"{' '.join(f'{x:.3f}' for x in f1_raw)}, gate {' '.join(f'{x:.3f}' for x in f1_gate)}"
+                f"  [{time.perf_counter() - started:.0f} s]",
                 flush=True,
             )
 
     print(
-        f"\n{args.sessions} sessions x {args.duration:g} s, seed {args.seed}, mix {args.mix}; "
-        f"fused model, train.max_epochs={args.epochs}, train.hidden_dim={args.hidden}; "
+        f"\n{args.sessions} sessions x {args.duration:g} s, seed {args.seed}, mix {args.mix}, "
+        f"clean test split {len(test_raws)} windows; "
+        f"fused model, train.max_epochs={args.epochs}, train.hidden_dim={args.hidden}, "
+        f"F1 = mean over train.seed {args.train_seeds}; "
         f"{time.perf_counter() - started:.0f} s in all\n"
     )
     print(

@@ -65,10 +65,16 @@ def run_flow(cfg) -> dict:
     from prefect.settings import PREFECT_HOME as HOME_SETTING
 
     from flows.training_pipeline import training_pipeline
+    from modalops.validation import ValidationGateError
 
     api = _prefect_api()
     with temporary_settings({PREFECT_API_URL: api, HOME_SETTING: str(PREFECT_HOME.resolve())}):
-        return training_pipeline(cfg)
+        try:
+            return training_pipeline(cfg)
+        except ValidationGateError as exc:
+            # the verdict table is the message people need; the traceback is not
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from None
 
 
 @app.command()

@@ -27,18 +27,8 @@ SESSION_KINDS: tuple[str, ...] = (
     "missing_modality",
     "unknown_label",
 )
-CORRUPTION_KINDS: tuple[str, ...] = (
-    "jpeg",
-    "truncated_wav",
-    "sample_rate",
-    "nan_burst",
-    "flatline",
-    "shuffled_timestamps",
-    "missing_modality",
-    "unknown_label",
-    "label_shift",
-    "label_swap",
-)
+# Documented order (docs/corruptions.md): file damage first, then wrong labels.
+CORRUPTION_KINDS: tuple[str, ...] = (ITEM_KINDS[0], *SESSION_KINDS, *ITEM_KINDS[1:])
 
 # Labels that look plausible to a person typing them but are not in schema.LABELS.
 UNKNOWN_LABELS: tuple[str, ...] = ("near-miss", "Fault", "smoke", "unknown")

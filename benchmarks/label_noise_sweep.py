@@ -11,7 +11,8 @@ sessions; only labels.csv differs), with `label_shift` and `label_swap` at rate/
 the same aligned parts: *without gate* keeps every window, *with gate* drops the windows the
 gate rejected (on these data only the label check rejects anything). Both models are scored on
 the test split of the clean copy (same sessions, asserted; clean labels), so the F1 measures
-what the wrong labels cost, not how well the model fits them.
+what the wrong labels cost, not how well the model fits them. One short training run varies by
+a few hundredths of macro-F1 from seed to seed, so each F1 is the mean over `--train-seeds`.
 
 Flags are scored per window against the clean copy's aligned labels: a window is wrong when its
 label differs; windows labelled in only one copy (a boundary moved) are left out.
@@ -76,7 +77,9 @@ def score_flags(samples: pd.DataFrame, verdict: ValidationResult, truth: pd.Seri
     labels = samples.set_index(KEY)["label"].to_frame("noisy").join(truth.rename("clean"))
     both = labels["noisy"].notna() & labels["clean"].notna()
     wrong = both & (labels["noisy"] != labels["clean"])
-    flags = verdict.rejected[verdict.rejected["reason"].str.startswith("label_inconsistent")]
+    flags = verdict.rejected[
+        verdict.rejected["reason"].astype(str).str.startswith("label_inconsistent")
+    ]
     flagged = labels.index.isin(pd.MultiIndex.from_frame(flags[KEY]))
     hits = int((flagged & wrong.to_numpy()).sum())
     return {

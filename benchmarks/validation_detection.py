@@ -84,7 +84,9 @@ def window_flags(result, truth: pd.Series) -> dict:
     key = ["session_id", "window_index"]
     labels = result.stats.set_index(key)["label"].to_frame("noisy").join(truth.rename("clean"))
     wrong = (labels["noisy"] != labels["clean"]) & labels["noisy"].notna() & labels["clean"].notna()
-    flags = result.rejected[result.rejected["reason"].str.startswith("label_inconsistent")]
+    flags = result.rejected[
+        result.rejected["reason"].astype(str).str.startswith("label_inconsistent")
+    ]
     hits = int((labels.index.isin(pd.MultiIndex.from_frame(flags[key])) & wrong.to_numpy()).sum())
     return {
         "wrong_windows": int(wrong.sum()),

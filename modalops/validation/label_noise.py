@@ -112,9 +112,9 @@ def vibration_features(data: object, window_s: float) -> np.ndarray | None:
     if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] < 8:
         return None
     arr = arr.astype(np.float64)
-    mean = np.nanmean(arr, axis=0)
-    if not np.isfinite(mean).all():
+    if np.isnan(arr).all(axis=0).any() or np.isinf(arr).any():
         return None
+    mean = np.nanmean(arr, axis=0)
     arr = np.where(np.isnan(arr), mean, arr)
     centred = arr - mean
     magnitude = np.sqrt((arr**2).sum(axis=1))

@@ -1,8 +1,8 @@
 """Label-noise sweep: 0/5/10/25% subtly wrong labels → fused macro-F1 on a clean test split, with
 and without the gate's label-consistency filtering (issue 4, experiment 2).
 
-    .venv/bin/python benchmarks/label_noise_sweep.py                          # ~10 min, 2 cores
-    .venv/bin/python benchmarks/label_noise_sweep.py --mix swap --rates 0 0.1 --sessions 12
+    .venv/bin/python benchmarks/label_noise_sweep.py                          # ~11 min, 2 cores
+    .venv/bin/python benchmarks/label_noise_sweep.py --mix swap --rates 0 0.1 --sessions 20
 
 For each rate the demo data is generated with the same seed as a clean copy (same signals, same
 sessions; only labels.csv differs), with `label_shift` and `label_swap` at rate/2 each

@@ -157,7 +157,7 @@ class ValidateConfig(Section):
         default=1000,
         ge=0,
         description="Fewest labelled windows the check runs on; below it the check is skipped "
-        "(its model is too weak: on the demo, 6 sessions falsely flag 3-7% of clean windows, "
+        "(its model is too weak: on the demo, 6 sessions falsely flag 3-5% of clean windows, "
         "15 or more about 1%).",
     )
     label_check_modalities: list[str] = Field(

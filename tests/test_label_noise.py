@@ -237,8 +237,9 @@ def test_too_few_sessions_skip_the_check(clean):
 def test_gate_rejects_flagged_windows_with_their_reason(clean):
     noisy, wrong = swap_labels(clean, 40)
     catalog = make_catalog(noisy)
-    off = validate_dataset(catalog, noisy, ValidateConfig())
-    assert "label_consistency" not in {c.check for c in off.checks}  # off by default
+    assert ValidateConfig().label_check  # on by default (skipped below min_windows)
+    off = validate_dataset(catalog, noisy, ValidateConfig(label_check=False))
+    assert "label_consistency" not in {c.check for c in off.checks}
     assert off.rejected.empty
 
     cfg = ValidateConfig(label_check=True, label_check_min_windows=0, max_bad_fraction=0.03)

@@ -125,13 +125,15 @@ class ValidateConfig(Section):
     )
     # ---- label consistency (confident learning; docs/validation.md) -------------------------
     label_check: bool = Field(
-        default=False,
-        description="Flag windows whose label their own signals contradict: a logistic "
+        default=True,
+        description="Flag windows whose label their own signals contradict (on by default: "
+        "no per-file check sees a label that is merely wrong): a logistic "
         "regression on cheap per-window features, out of fold by session, flags a window when "
         "another class is confidently predicted and its given label is not (confident "
         "learning). Flagged windows are rejected ('label_inconsistent') and count in the "
         "bad-sample fraction; the check's own row is 'label_consistency' (severity override "
-        "as for any check).",
+        "as for any check). Skipped, with a passing row saying why, below "
+        "label_check_min_windows.",
     )
     label_check_folds: int = Field(
         default=5,

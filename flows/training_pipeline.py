@@ -50,4 +50,4 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
     # ---- register ----------------------------------------------------------------------------
     registered = register_model(run, cfg, manifest, trained, report)
 
-    return pipeline_summary(manifest, verdict, report, registered)
+    return pipeline_summary(run, manifest, verdict, report, registered)

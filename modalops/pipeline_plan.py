@@ -37,12 +37,14 @@ def champion_dataset_version(tracking_uri: str, model_name: str) -> str | None:
     return (version.tags or {}).get("dataset_version")
 
 
-def pipeline_summary(manifest, verdict, report, registered) -> dict[str, Any]:
+def pipeline_summary(run, manifest, verdict, report, registered) -> dict[str, Any]:
     """The flow's return value: what `modalops demo` prints and benchmarks read."""
     headline = report.headline
     models = report.models.set_index("model_id")
     unimodal = {m: float(models.loc[m, "macro_f1"]) for m in models.index if m != "fused"}
     return {
+        "run_key": run.run_key,
+        "flow_run_id": None if run.flow_run_id is None else str(run.flow_run_id),
         "dataset_version": manifest.version,
         "validation_passed": bool(verdict.passed),
         "bad_fraction": float(verdict.bad_fraction),

@@ -15,6 +15,7 @@ import pytest
 
 from modalops.config import load_config
 from modalops.demo_data import DemoDataConfig, generate_demo_data
+from modalops.run_timing import stage_times
 from modalops.schema import LABELS, SPLITS
 from modalops.shards import iter_raw_samples, load_manifest
 from modalops.store import open_store
@@ -74,6 +75,14 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     assert flow_run_id
     with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as pc:
         assert pc.read_flow_run(flow_run_id).state.is_completed()
+        # ...and its task runs give the stage wall times `modalops demo` prints
+        assert summary["flow_run_id"] == flow_run_id
+        times = stage_times(flow_run_id)
+    assert times.task_runs["train_classifier"] == len(summary["unimodal_macro_f1"]) + 1
+    assert times.task_runs["validate_samples"] == 1
+    assert 0 < times.share("validate_samples") < 1
+    assert 0 < sum(times.task_seconds.values()) <= times.flow_seconds * 1.05
+    assert "| validate_samples | 1 |" in times.table()
 
     # a registry consumer predicts valid classes for held-out samples
     mlflow.set_tracking_uri(tracking_uri)

@@ -324,20 +324,24 @@ def write_shards(
     cfg: ShardConfig,
     source: ObjectStore | None = None,
     extra: dict | None = None,
+    train_only: pd.DataFrame | None = None,
 ) -> DatasetManifest:
     """Write `datasets/<version>/{split}-NNNNNN.tar` and `manifest.json`; returns the manifest.
 
     Rejected (session, window) pairs and rows without a label (marked boundary windows) are left
-    out. When the version's manifest already exists, nothing is written and it is returned.
-    Parts are read from `source` (default `out`), one at a time.
+    out; `train_only` pairs (same columns) are left out of the train split only. When the
+    version's manifest already exists, nothing is written and it is returned. Parts are read
+    from `source` (default `out`), one at a time.
     """
     source = source or out
     part_keys = sorted(part_keys)
     fingerprint, light = _fingerprint_parts(source, part_keys)
     bad = _rejected_keys(rejected)
-    version = dataset_version(
-        fingerprint, cfg, {"rejected": sorted(f"{s}:{w}" for s, w in bad), **(extra or {})}
-    )
+    not_train = _rejected_keys(train_only) - bad
+    excluded = {"rejected": sorted(f"{s}:{w}" for s, w in bad)}
+    if not_train:  # absent when empty, so versions written before this option keep their hash
+        excluded["rejected_from_train"] = sorted(f"{s}:{w}" for s, w in not_train)
+    version = dataset_version(fingerprint, cfg, {**excluded, **(extra or {})})
     prefix = _version_prefix(version)
     manifest_key = join_key(prefix, MANIFEST_NAME)
     if out.exists(manifest_key):
@@ -352,7 +356,7 @@ def write_shards(
         s: {"n": 0, "labels": Counter(), "sessions": set(), "groups": Counter()}
         for s in schema.SPLITS
     }
-    n_rejected = n_unlabelled = 0
+    n_rejected = n_unlabelled = n_rejected_from_train = 0
     with tempfile.TemporaryDirectory(prefix="modalops-shards-") as tmp:
         writers = {
             s: _SplitWriter(out, prefix, s, cfg.samples_per_shard, Path(tmp)) for s in schema.SPLITS
@@ -373,6 +377,12 @@ def write_shards(
                         f"{row['window_index']} has label {label!r}, expected one of {list(schema.LABELS)}"
                     )
                 split = split_of[str(row["session_id"])]
+                if (
+                    split == "train"
+                    and (str(row["session_id"]), int(row["window_index"])) in not_train
+                ):
+                    n_rejected_from_train += 1
+                    continue
                 writers[split].write(row_to_sample(row))
                 st = stats[split]
                 st["n"] += 1
@@ -407,6 +417,7 @@ def write_shards(
             "samples_fingerprint": fingerprint,
             "shard_config": cfg.model_dump(),
             "n_rejected": n_rejected,
+            "n_rejected_from_train": n_rejected_from_train,
             "n_unlabelled": n_unlabelled,
             "extra": extra or {},
         },

@@ -9,7 +9,12 @@ from modalops.config.pipeline import ShardConfig
 from modalops.config.validate import ValidateConfig
 from modalops.runs import RunContext, put_frame, reference_stats_key
 from modalops.shards import DatasetManifest, write_shards
-from modalops.validation import ValidationResult, raise_for_gate, with_split_checks
+from modalops.validation import (
+    ValidationResult,
+    raise_for_gate,
+    split_label_rejections,
+    with_split_checks,
+)
 from tasks.artifacts import publish_markdown
 
 
@@ -26,7 +31,10 @@ def write_dataset_shards(
     then gate on split leaks before anything trains on them."""
     log = get_run_logger()
     store = run.store()
-    manifest = write_shards(store, aligned.part_keys, verdict.rejected, cfg, extra=lineage)
+    everywhere, train_only = split_label_rejections(verdict.rejected, validation)
+    manifest = write_shards(
+        store, aligned.part_keys, everywhere, cfg, extra=lineage, train_only=train_only
+    )
     if not store.exists(reference_stats_key(manifest.version)):
         # kept with the version so a later run can test for drift against this dataset
         put_frame(store, reference_stats_key(manifest.version), verdict.summary)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from modalops import schema
 from modalops.config.pipeline import ShardConfig
+from modalops.config.validate import ValidateConfig
 from modalops.shards import (
     DatasetManifest,
     assign_splits,
@@ -23,6 +24,7 @@ from modalops.shards import (
     write_shards,
 )
 from modalops.store import LocalStore
+from modalops.validation import split_label_rejections
 
 
 # ---- tiny aligned-sample fixtures (also imported by the datamodule/training tests) ------------
@@ -198,6 +200,48 @@ def test_write_shards_splits_excludes_and_is_idempotent(tmp_path):
     } == mtimes
     # different rejection → different version
     assert write_shards(store, keys, no_rejects(), cfg).version != m.version
+
+
+def test_label_flags_leave_the_train_split_only(tmp_path):
+    """Windows the label check flagged are dropped from train; val and test keep them, so no
+    score is computed on a set a model's disagreement curated (validation.label_check_drop_from)."""
+    store = LocalStore(tmp_path / "store")
+    rows = make_rows()
+    keys = put_parts(store, rows)
+    cfg = ShardConfig(samples_per_shard=5, seed=1)
+    plain = write_shards(store, keys, None, cfg)
+    split_of = {sid: name for name, info in plain.splits.items() for sid in info.sessions}
+    labelled = rows[rows.label.notna()]
+    picks = {
+        name: labelled[labelled.session_id.map(split_of) == name].iloc[0]
+        for name in split_of.values()
+    }
+    rejected = pd.DataFrame(
+        {
+            "session_id": [r.session_id for r in picks.values()],
+            "window_index": [int(r.window_index) for r in picks.values()],
+            "reason": ["label_inconsistent: given fault, out-of-fold p=0.010 (normal p=0.970)"] * 3,
+        }
+    )
+    everywhere, train_only = split_label_rejections(rejected, ValidateConfig())
+    assert everywhere.empty and len(train_only) == 3
+    m = write_shards(store, keys, everywhere, cfg, train_only=train_only)
+    assert m.version != plain.version
+    assert m.created_from["n_rejected_from_train"] == 1 and m.created_from["n_rejected"] == 0
+    kept = {raw["key"] for split in schema.SPLITS for raw in iter_raw_samples(store, m, split)}
+    for name, r in picks.items():
+        key = schema.sample_key(r.session_id, int(r.window_index))
+        assert (key in kept) == (name != "train"), name
+    assert m.splits["train"].n_samples == plain.splits["train"].n_samples - 1
+    # 'all' drops them everywhere, like any other rejection
+    everywhere, train_only = split_label_rejections(
+        rejected, ValidateConfig(label_check_drop_from="all")
+    )
+    assert len(everywhere) == 3 and train_only is None
+    assert (
+        sum(i.n_samples for i in write_shards(store, keys, everywhere, cfg).splits.values())
+        == sum(i.n_samples for i in plain.splits.values()) - 3
+    )
 
 
 def test_manifest_round_trip(tmp_path):

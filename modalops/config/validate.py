@@ -166,6 +166,13 @@ class ValidateConfig(Section):
         default_factory=lambda: list(_MODALITIES),
         description="Modalities whose payloads feed the check's features.",
     )
+    label_check_drop_from: Literal["train", "all"] = Field(
+        default="train",
+        description="Splits that lose the windows the label check flags. 'train': validation "
+        "and test keep them, so no score is computed on a set a model-based filter curated "
+        "(dropping the windows a model disagrees with flatters every model); 'all': dropped "
+        "everywhere.",
+    )
     # ---- catalog ----------------------------------------------------------------------------
     max_stream_nan_fraction: float = Field(
         default=0.05,

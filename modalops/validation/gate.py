@@ -673,3 +673,17 @@ def with_split_checks(
     return dataclasses.replace(
         result, checks=[*result.checks, *new], passed=result.passed and not failed
     )
+
+
+def split_label_rejections(
+    rejected: pd.DataFrame, cfg: ValidateConfig
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(windows to leave out of every split, windows to leave out of train only).
+
+    With `label_check_drop_from: train` the windows only the label check flagged stay in
+    validation and test: a test set curated by a model's disagreement would flatter the model.
+    """
+    if cfg.label_check_drop_from == "all" or rejected is None or not len(rejected):
+        return rejected, None
+    flagged = rejected["reason"].astype(str).str.startswith(label_noise.REASON + ":")
+    return rejected[~flagged], rejected[flagged]

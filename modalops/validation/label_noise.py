@@ -41,6 +41,7 @@ VIB_BANDS = 8
 VIB_FMIN_HZ = 1.0
 NOTE_BUCKETS = 32
 _TOKEN = re.compile(r"[a-z0-9]+")
+REASON = "label_inconsistent"  # the quarantine reason of a flagged window (its prefix)
 
 
 # ---- features --------------------------------------------------------------------------------
@@ -359,8 +360,7 @@ def flagged_rows(samples: pd.DataFrame, result: LabelCheckResult) -> pd.DataFram
         other = schema.LABELS[result.suggested[i]]
         p_other = result.probs[i, result.suggested[i]]
         reasons.append(
-            f"label_inconsistent: given {given}, out-of-fold p={conf[i]:.3f} "
-            f"({other} p={p_other:.3f})"
+            f"{REASON}: given {given}, out-of-fold p={conf[i]:.3f} ({other} p={p_other:.3f})"
         )
     return pd.DataFrame(
         {

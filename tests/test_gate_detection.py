@@ -27,9 +27,10 @@ LABEL_KINDS = ("label_shift", "label_swap")
 FILE_KINDS = tuple(k for k in CORRUPTION_KINDS if k not in LABEL_KINDS)
 
 
-def run_gate(root, demo: DemoDataConfig, vcfg: ValidateConfig):
+def run_gate(root, demo: DemoDataConfig | None, vcfg: ValidateConfig):
+    """Generate `demo` under root/raw (None: use what is there), then ingest → align → validate."""
     raw = open_store(str(root / "raw"))
-    summary = generate_demo_data(raw, demo)
+    summary = generate_demo_data(raw, demo) if demo is not None else None
     ingested = ingest_recordings(raw, IngestConfig(raw_uri=str(root / "raw")))
     out = open_store(str(root / "store"))
     aligned = align_dataset(raw, ingested.catalog, AlignConfig(), out, "run", ingested.quarantine)
@@ -198,3 +199,26 @@ def test_wrong_labels_are_caught_with_their_reason(label_defects):
     assert hits / len(flags) >= 0.6 and hits / len(wrong) >= 0.5, (hits, len(flags), len(wrong))
     q = noisy.quarantine[noisy.quarantine["reason"].str.startswith("label_inconsistent")]
     assert len(q) == len(flags) and (q["modality"] == "labels").all()
+
+
+@pytest.mark.slow
+def test_fixed_files_are_picked_up_on_the_next_run(tmp_path):
+    """Quarantine is not a verdict for ever: after the files are fixed, a re-run accepts them;
+    a defect left behind is listed again while the rest passes."""
+    demo = DemoDataConfig(sessions=8, duration_s=16.0, seed=4, corrupt={"flatline": 0.25})
+    summary, first, _ = run_gate(tmp_path, demo, ValidateConfig())
+    flat = {r.session_id for r in summary.corrupted}
+    assert not first.passed and set(first.rejected["session_id"]) == flat
+
+    # the sensor is fixed: the same recordings written again without the defect
+    raw = open_store(str(tmp_path / "raw"))
+    generate_demo_data(raw, demo.model_copy(update={"corrupt": {}}))
+    frame = "sessions/sess-0002/camera/f000005.jpg"  # ...but one frame is still damaged
+    raw.put_bytes(frame, raw.get_bytes(frame)[:200])
+    _, second, manifest = run_gate(tmp_path, None, ValidateConfig())
+    assert second.passed, second.table_markdown()
+    assert second.rejected.empty
+    for sid in flat:  # every window of the fixed sessions is accepted now
+        assert (second.stats["session_id"] == sid).sum() == (first.stats["session_id"] == sid).sum()
+    hit = manifest[manifest["uri"].astype(str).str.endswith(frame)]
+    assert len(hit) == 1 and "not a decodable JPEG" in hit["reason"].iloc[0]

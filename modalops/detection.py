@@ -149,7 +149,8 @@ def detection_table(detections: list[Detection]) -> pd.DataFrame:
     gate could see (caught + missed)."""
     df = pd.DataFrame([d.__dict__ for d in detections])
     if df.empty:
-        return pd.DataFrame(columns=["kind", "injected", "caught", "missed", "masked", "caught_%"])
+        columns = ["kind", "injected", "caught", "missed", "masked", "no_effect", "caught_%"]
+        return pd.DataFrame(columns=columns)
     counts = pd.crosstab(df["kind"], df["outcome"])
     for col in ("caught", "missed", "masked", "no_effect"):
         if col not in counts:

@@ -30,22 +30,17 @@ import numpy as np
 import pandas as pd
 
 from modalops import schema
-from modalops.align import align_dataset
-from modalops.config.align import AlignConfig
-from modalops.config.data import IngestConfig
 from modalops.config.pipeline import ShardConfig
 from modalops.config.train import TrainConfig
 from modalops.config.validate import ValidateConfig
 from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.ingest import ingest_recordings
+from modalops.detection import flag_scores, run_gate_stages, wrong_label_windows
 from modalops.metrics import macro_f1
 from modalops.models import load_classifier, predict_proba
 from modalops.shards import DatasetManifest, iter_raw_samples, write_shards
 from modalops.store import ObjectStore, open_store
 from modalops.training import train_model
-from modalops.validation import ValidationResult, validate_dataset
-
-KEY = ["session_id", "window_index"]
+from modalops.validation import ValidationResult
 
 
 def corrupt_spec(rate: float, mix: str) -> dict[str, float]:
@@ -58,37 +53,21 @@ def corrupt_spec(rate: float, mix: str) -> dict[str, float]:
 
 def prepare(root: Path, demo: DemoDataConfig, vcfg: ValidateConfig):
     """Generate, ingest, align and validate; (store, part keys, samples, verdict, seconds)."""
-    raw = open_store(str(root / "raw"))
-    generate_demo_data(raw, demo)
-    t0 = time.perf_counter()
-    ingested = ingest_recordings(raw, IngestConfig(raw_uri=str(root / "raw")))
-    store = open_store(str(root / "store"))
-    aligned = align_dataset(raw, ingested.catalog, AlignConfig(), store, "run", ingested.quarantine)
-    samples = pd.concat([pd.read_parquet(root / "store" / k) for k in aligned.part_keys])
-    samples = samples.reset_index(drop=True)
-    t1 = time.perf_counter()
-    verdict = validate_dataset(ingested.catalog, samples, vcfg, align_report=aligned.report)
-    t2 = time.perf_counter()
-    return store, aligned.part_keys, samples, verdict, (t1 - t0, t2 - t1)
+    generate_demo_data(open_store(str(root / "raw")), demo)
+    gate = run_gate_stages(str(root / "raw"), str(root / "store"), vcfg)
+    return open_store(str(root / "store")), gate.part_keys, gate.samples, gate.result, gate.seconds
 
 
-def score_flags(samples: pd.DataFrame, verdict: ValidationResult, truth: pd.Series) -> dict:
+def score_flags(samples: pd.DataFrame, verdict: ValidationResult, clean: pd.DataFrame) -> dict:
     """Wrong windows (label differs from the clean copy's), flagged windows, and their overlap."""
-    labels = samples.set_index(KEY)["label"].to_frame("noisy").join(truth.rename("clean"))
-    both = labels["noisy"].notna() & labels["clean"].notna()
-    wrong = both & (labels["noisy"] != labels["clean"])
-    flags = verdict.rejected[
-        verdict.rejected["reason"].astype(str).str.startswith("label_inconsistent")
-    ]
-    flagged = labels.index.isin(pd.MultiIndex.from_frame(flags[KEY]))
-    hits = int((flagged & wrong.to_numpy()).sum())
+    scores = flag_scores(verdict, wrong_label_windows(samples, clean))
     return {
-        "windows": len(labels),
-        "wrong": int(wrong.sum()),
-        "flagged": len(flags),
-        "hits": hits,
-        "precision": hits / len(flags) if len(flags) else float("nan"),
-        "recall": hits / int(wrong.sum()) if wrong.any() else float("nan"),
+        "windows": len(samples),
+        "wrong": scores["wrong_windows"],
+        "flagged": scores["flagged"],
+        "hits": scores["hits"],
+        "precision": scores["flag_precision"],
+        "recall": scores["flag_recall"],
     }
 
 
@@ -149,7 +128,6 @@ def main() -> None:
             tmp / "clean", demo(0.0), vcfg
         )
         clean = write_shards(clean_store, clean_parts, None, scfg)
-        truth = clean_samples.set_index(KEY)["label"]
         test_raws = list(iter_raw_samples(clean_store, clean, "test"))
         print(
             f"clean copy: {len(clean_samples)} windows, test split {clean.splits['test'].n_samples} "
@@ -168,7 +146,7 @@ def main() -> None:
                     clean_samples,
                     clean_verdict,
                 )
-            flags = score_flags(samples, verdict, truth)
+            flags = score_flags(samples, verdict, clean_samples)
             del samples
             raw = write_shards(store, parts, None, scfg, extra={"sweep": "no_gate"})
             gated = write_shards(store, parts, verdict.rejected, scfg, extra={"sweep": "gate"})

@@ -20,53 +20,25 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import pandas as pd
 
-from modalops import quarantine
-from modalops.align import align_dataset
-from modalops.config.align import AlignConfig
-from modalops.config.data import IngestConfig
 from modalops.config.validate import ValidateConfig
 from modalops.corruption import CORRUPTION_KINDS
 from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.detection import detection_table, score_detections, wrong_label_windows
-from modalops.ingest import ingest_recordings
+from modalops.detection import (
+    detection_table,
+    flag_scores,
+    run_gate_stages,
+    score_detections,
+    wrong_label_windows,
+)
 from modalops.store import open_store
-from modalops.validation import validate_dataset
 
 
 def run_pipeline(root: str, demo: DemoDataConfig, vcfg: ValidateConfig):
-    raw = open_store(f"{root}/raw")
-    summary = generate_demo_data(raw, demo)
-    t0 = time.perf_counter()
-    ingested = ingest_recordings(raw, IngestConfig(raw_uri=f"{root}/raw"))
-    out = open_store(f"{root}/store")
-    aligned = align_dataset(raw, ingested.catalog, AlignConfig(), out, "run", ingested.quarantine)
-    samples = pd.concat([pd.read_parquet(f"{root}/store/{k}") for k in aligned.part_keys])
-    t1 = time.perf_counter()
-    result = validate_dataset(ingested.catalog, samples, vcfg, align_report=aligned.report)
-    t2 = time.perf_counter()
-    manifest = quarantine.concat(ingested.quarantine, aligned.quarantine, result.quarantine)
-    return summary, result, manifest, len(samples), (t1 - t0, t2 - t1)
-
-
-def window_flags(result, wrong: pd.DataFrame) -> dict:
-    """Flagged windows ('label_inconsistent') against the windows whose label is really wrong."""
-    flags = result.rejected[
-        result.rejected["reason"].astype(str).str.startswith("label_inconsistent")
-    ]
-    keys = set(zip(wrong["session_id"], wrong["window_index"].astype(int), strict=True))
-    hits = sum(
-        (s, int(w)) in keys for s, w in zip(flags["session_id"], flags["window_index"], strict=True)
-    )
-    return {
-        "wrong_windows": len(wrong),
-        "flagged": len(flags),
-        "flag_precision": round(hits / len(flags), 2) if len(flags) else float("nan"),
-        "flag_recall": round(hits / len(wrong), 2) if len(wrong) else float("nan"),
-    }
+    summary = generate_demo_data(open_store(f"{root}/raw"), demo)
+    return summary, run_gate_stages(f"{root}/raw", f"{root}/store", vcfg)
 
 
 def main() -> None:
@@ -86,7 +58,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="modalops-detect-") as tmp:
         clean = DemoDataConfig(sessions=args.sessions, duration_s=args.duration)
-        _, clean_result, manifest, n, (pipe_s, val_s) = run_pipeline(f"{tmp}/clean", clean, vcfg)
+        _, clean_run = run_pipeline(f"{tmp}/clean", clean, vcfg)
+        clean_result, manifest, n = clean_run.result, clean_run.manifest, len(clean_run.samples)
+        pipe_s, val_s = clean_run.seconds
         n_val = len(clean_result.rejected)
         print(f"clean: {n} samples, {n_val} rejected by validation ({100 * n_val / max(n, 1):.2f}%), "
               f"{len(manifest)} quarantine rows in all; gate {'PASS' if clean_result.passed else 'FAIL'}; "
@@ -98,7 +72,8 @@ def main() -> None:
             demo = DemoDataConfig(
                 sessions=args.sessions, duration_s=args.duration, corrupt={kind: args.rate}
             )
-            summary, result, manifest, n, _ = run_pipeline(f"{tmp}/{kind}", demo, vcfg)
+            summary, gate = run_pipeline(f"{tmp}/{kind}", demo, vcfg)
+            result, manifest = gate.result, gate.manifest
             wrong = wrong_label_windows(result.stats, clean_result.stats)
             detections = score_detections(summary.corrupted, manifest, result.stats, wrong)
             row = detection_table(detections).iloc[0].to_dict()
@@ -108,7 +83,11 @@ def main() -> None:
                 gate="PASS" if result.passed else "FAIL",
             )
             if kind in ("label_shift", "label_swap"):
-                row.update(window_flags(result, wrong))
+                scores = flag_scores(result, wrong)
+                scores.pop("hits")
+                row.update(
+                    {k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()}
+                )
             for d in detections:
                 if d.outcome in ("missed", "masked"):
                     print(f"  {d.outcome}: {d.kind} {d.session_id} {d.file}: {d.evidence}")

@@ -11,13 +11,24 @@ different reason, so its data never reaches training) is reported as `masked`, n
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from modalops import quarantine
+from modalops.align import align_dataset
+from modalops.config.align import AlignConfig
+from modalops.config.data import IngestConfig
+from modalops.config.validate import ValidateConfig
 from modalops.corruption import CorruptionRecord
+from modalops.ingest import ingest_recordings
+from modalops.runs import get_frame
+from modalops.store import open_store
+from modalops.validation import ValidationResult, validate_dataset
+from modalops.validation.label_noise import REASON as LABEL_REASON
 
 # kind -> (where the evidence lies, pattern its reason must match)
 #   file:    a row of any stage whose uri ends with the defect's file
@@ -40,6 +51,33 @@ _SWAP = re.compile(r"interval \d+ (\w+) -> (\w+)")
 _SHIFT = re.compile(r"interval \d+ \((\w+)\) shifted")
 
 WINDOW_KEY = ["session_id", "window_index"]
+
+
+@dataclass
+class GateRun:
+    """What ingest → align → validate (the stages before the gate, without Prefect) produced."""
+
+    part_keys: list[str]  # aligned parts in the output store
+    samples: pd.DataFrame  # the aligned windows the gate judged
+    result: ValidationResult
+    manifest: pd.DataFrame  # quarantine rows of all three stages
+    seconds: tuple[float, float]  # (ingest + align, validate)
+
+
+def run_gate_stages(raw_uri: str, out_uri: str, cfg: ValidateConfig) -> GateRun:
+    """Ingest the raw layout at `raw_uri`, align into `out_uri` and validate with `cfg`
+    (ingest and align at their defaults), as the flow's first three stages do."""
+    raw = open_store(raw_uri)
+    t0 = time.perf_counter()
+    ingested = ingest_recordings(raw, IngestConfig(raw_uri=raw_uri))
+    out = open_store(out_uri)
+    aligned = align_dataset(raw, ingested.catalog, AlignConfig(), out, "run", ingested.quarantine)
+    samples = pd.concat([get_frame(out, k) for k in aligned.part_keys], ignore_index=True)
+    t1 = time.perf_counter()
+    result = validate_dataset(ingested.catalog, samples, cfg, align_report=aligned.report)
+    t2 = time.perf_counter()
+    manifest = quarantine.concat(ingested.quarantine, aligned.quarantine, result.quarantine)
+    return GateRun(aligned.part_keys, samples, result, manifest, (t1 - t0, t2 - t1))
 
 
 @dataclass(frozen=True)
@@ -67,6 +105,24 @@ def wrong_label_windows(noisy: pd.DataFrame, clean: pd.DataFrame) -> pd.DataFram
     )
     both = both.dropna()
     return both[both["noisy"] != both["clean"]].reset_index()
+
+
+def flag_scores(result: ValidationResult, wrong: pd.DataFrame) -> dict[str, float]:
+    """The label check's flags against the windows whose label is really wrong: counts,
+    precision (flags on wrong windows / flags) and recall (wrong windows flagged / wrong)."""
+    rejected = result.rejected
+    flags = rejected[rejected["reason"].astype(str).str.startswith(LABEL_REASON + ":")]
+    keys = set(zip(wrong["session_id"], wrong["window_index"].astype(int), strict=True))
+    hits = sum(
+        (s, int(w)) in keys for s, w in zip(flags["session_id"], flags["window_index"], strict=True)
+    )
+    return {
+        "wrong_windows": len(wrong),
+        "flagged": len(flags),
+        "hits": hits,
+        "flag_precision": hits / len(flags) if len(flags) else float("nan"),
+        "flag_recall": hits / len(wrong) if len(wrong) else float("nan"),
+    }
 
 
 def _label_windows(record: CorruptionRecord, wrong: pd.DataFrame) -> pd.DataFrame:

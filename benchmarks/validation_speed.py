@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import time
-import wave
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ from PIL import Image
 
 from modalops import schema
 from modalops.config.validate import ValidateConfig
+from modalops.raw_layout import encode_wav
 from modalops.validation import sample_stats, validate_dataset
 from modalops.validation.gate import reject_samples
 from modalops.validation.stats import add_derived
@@ -105,19 +105,14 @@ def payload_samples(n: int, seed: int = 0) -> pd.DataFrame:
         img = Image.fromarray(coarse).resize((64, 64), Image.BILINEAR)
         jpg = io.BytesIO()
         img.save(jpg, format="JPEG", quality=90)
-        wav_buf = io.BytesIO()
-        with wave.open(wav_buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes((rng.normal(0, 0.1, 16000) * 32767).astype("<i2").tobytes())
+        wav = encode_wav(rng.normal(0, 0.1, 16000), 16000)
         npy = io.BytesIO()
         np.save(npy, rng.normal(0, 1, (100, 3)).astype(np.float32))
         rows.append(
             dict(session_id=f"s{i // 100:03d}", window_index=i % 100, t_start=float(i % 100),
                  t_end=float(i % 100 + 1), label="normal", boundary=False, has_camera=True,
                  has_audio=True, has_vibration=True, has_notes=i % 10 == 0,
-                 camera_jpeg=jpg.getvalue(), audio_wav=wav_buf.getvalue(),
+                 camera_jpeg=jpg.getvalue(), audio_wav=wav,
                  vibration_npy=npy.getvalue(), notes_text="guard ok" if i % 10 == 0 else "",
                  align_confidence=10.0)
         )  # fmt: skip

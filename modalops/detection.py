@@ -137,10 +137,10 @@ def _label_windows(record: CorruptionRecord, wrong: pd.DataFrame) -> pd.DataFram
     return rows
 
 
-def _masking(record: CorruptionRecord, manifest: pd.DataFrame, samples: pd.DataFrame) -> str:
+def _masking(record: CorruptionRecord, manifest: pd.DataFrame, aligned: set[str]) -> str:
     """Why this defect's data never reached the gate, or '' when it did."""
     rows = manifest[manifest["session_id"].astype(str) == record.session_id]
-    if record.session_id not in set(samples["session_id"].astype(str)):
+    if record.session_id not in aligned:
         reasons = rows.loc[rows["window_index"].isna(), "reason"].astype(str)
         return "session not aligned: " + (reasons.iloc[-1] if len(reasons) else "no reason")
     own_file = rows[
@@ -166,6 +166,7 @@ def score_detections(
     """
     out: list[Detection] = []
     validate = manifest[manifest["stage"] == "validate"]
+    aligned = set(samples["session_id"].astype(str))
     for record in records:
         where, pattern = EVIDENCE[record.kind]
         if where == "file":
@@ -188,7 +189,7 @@ def score_detections(
         hits = rows[rows["reason"].astype(str).str.contains(pattern, regex=True)]
         if len(hits):
             outcome, evidence = "caught", str(hits["reason"].iloc[0])
-        elif masked := _masking(record, manifest, samples):
+        elif masked := _masking(record, manifest, aligned):
             outcome, evidence = "masked", masked
         elif bad_windows == 0:
             outcome, evidence = "no_effect", "no aligned window's label changed"

@@ -15,6 +15,7 @@ from modalops.raw_layout import (
     NotesStream,
     SessionStreams,
     VibrationStream,
+    encode_wav,
 )
 
 FPS = 4.0
@@ -117,7 +118,6 @@ def write_raw(
 ) -> None:
     """Write a synthetic session in the raw layout (docs/data-layout.md) under `store`."""
     import json
-    import wave
 
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -146,15 +146,8 @@ def write_raw(
                           "file": [k.rsplit("/", 1)[-1] for k in cam.files]})  # fmt: skip
     store.put_bytes(session_key(sid, schema.FRAMES_INDEX), index.to_csv(index=False).encode())
     if session.audio is not None:
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(session.audio.sample_rate)
-            w.writeframes(
-                np.clip(session.audio.samples * 32768, -32768, 32767).astype("<i2").tobytes()
-            )
-        store.put_bytes(session_key(sid, schema.AUDIO_FILE), buf.getvalue())
+        wav = encode_wav(session.audio.samples, session.audio.sample_rate)
+        store.put_bytes(session_key(sid, schema.AUDIO_FILE), wav)
     if session.vibration is not None:
         v = session.vibration
         table = pa.table(

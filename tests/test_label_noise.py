@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import wave
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from test_validation import make_catalog
 
 from modalops import schema
 from modalops.config.validate import ValidateConfig
+from modalops.raw_layout import encode_wav
 from modalops.validation import label_noise, validate_dataset
 
 N_SESSIONS, WINDOWS = 12, 40
@@ -27,16 +27,6 @@ N_SESSIONS, WINDOWS = 12, 40
 def _jpeg(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _wav(x: np.ndarray, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
     return buf.getvalue()
 
 
@@ -59,7 +49,7 @@ def window_payloads(rng: np.random.Generator, background: np.ndarray, label: str
     vib = rng.normal(0, 0.05, (100, 3)) + np.sin(2 * np.pi * 25 * tv)[:, None]
     if fault:
         vib[:, axis] += 0.8 * np.sin(2 * np.pi * 7 * tv + rng.uniform(0, 6))
-    return _jpeg(np.clip(frame, 0, 255).astype(np.uint8)), _wav(audio), _npy(vib)
+    return _jpeg(np.clip(frame, 0, 255).astype(np.uint8)), encode_wav(audio, 16000), _npy(vib)
 
 
 def make_samples(seed: int = 0) -> pd.DataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import wave
 
 import mlflow
 import numpy as np
@@ -17,6 +16,7 @@ from PIL import Image
 from modalops.evaluation import EvaluationReport
 from modalops.models import MultimodalClassifier, save_checkpoint
 from modalops.preprocess import raw_to_tensors
+from modalops.raw_layout import encode_wav
 from modalops.registry import RescoringSet, log_and_register
 from modalops.schema import LABELS
 from modalops.serving import outputs_frame, rows_to_raw
@@ -30,13 +30,7 @@ def _jpeg(level: int) -> bytes:
 
 def _wav(freq: float) -> bytes:
     x = (np.sin(np.arange(16000) * freq / 16000 * 2 * np.pi) * 8000).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(x.tobytes())
-    return buf.getvalue()
+    return encode_wav(x, 16000)
 
 
 def make_samples(n: int, seed: int = 0) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import wave
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from PIL import Image
 from modalops import schema
 from modalops.config.pipeline import ShardConfig
 from modalops.config.validate import ValidateConfig
+from modalops.raw_layout import encode_wav
 from modalops.shards import (
     DatasetManifest,
     assign_splits,
@@ -44,13 +44,7 @@ def _wav(fault: bool, rng: np.random.Generator, rate: int = 16000) -> bytes:
     x = 0.05 * np.sin(2 * np.pi * 120 * t) + 0.01 * rng.standard_normal(rate)
     if fault:
         x += 0.3 * np.sin(2 * np.pi * 2200 * t)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
+    return encode_wav(x, rate)
 
 
 def _npy(fault: bool, rng: np.random.Generator) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import wave
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from PIL import Image
 from modalops import schema
 from modalops.config.validate import ValidateConfig
 from modalops.quarantine import QUARANTINE_COLUMNS
+from modalops.raw_layout import encode_wav
 from modalops.validation import (
     ValidationGateError,
     phash,
@@ -52,14 +52,7 @@ def jpeg(
 
 def wav(seed: int, rate: int = 16000, seconds: float = 1.0, amp: float = 0.1) -> bytes:
     rng = np.random.default_rng(seed)
-    x = np.clip(rng.normal(0, amp, int(rate * seconds)), -1, 1)
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((x * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
+    return encode_wav(rng.normal(0, amp, int(rate * seconds)), rate)
 
 
 def npy(arr: np.ndarray) -> bytes:
@@ -332,15 +325,20 @@ def test_dataset_checks_class_subgroup_completeness(clean):
     assert not r2.passed
 
 
-def test_split_leaks_fail(clean):
-    _, _, stats = clean
-    splits = pd.DataFrame(
+def six_session_splits() -> pd.DataFrame:
+    """s00-s05, one subject each: four in train, one in val, one in test (no leak)."""
+    return pd.DataFrame(
         {
             "session_id": [f"s{i:02d}" for i in range(6)],
             "subject": [f"subj{i}" for i in range(6)],
             "split": ["train", "train", "train", "train", "val", "test"],
         }
     )
+
+
+def test_split_leaks_fail(clean):
+    _, _, stats = clean
+    splits = six_session_splits()
     ok = split_leak_checks(splits)
     assert all(c.passed for c in ok)
     leak = pd.concat(
@@ -356,13 +354,7 @@ def test_split_leaks_fail(clean):
 
 def test_near_duplicate_frame_across_splits_fails(clean):
     samples, catalog, _ = clean
-    splits = pd.DataFrame(
-        {
-            "session_id": [f"s{i:02d}" for i in range(6)],
-            "subject": [f"subj{i}" for i in range(6)],
-            "split": ["train", "train", "train", "train", "val", "test"],
-        }
-    )
+    splits = six_session_splits()
     clean_result = validate_dataset(catalog, samples, cfg(), splits=splits)
     assert by_name(clean_result)["near_duplicate_frames_across_splits"].passed
     dup = samples.copy()
@@ -386,13 +378,7 @@ def test_near_duplicate_frame_across_splits_fails(clean):
 
 def test_identical_frame_across_splits_fails(clean):
     samples, catalog, _ = clean
-    splits = pd.DataFrame(
-        {
-            "session_id": [f"s{i:02d}" for i in range(6)],
-            "subject": [f"subj{i}" for i in range(6)],
-            "split": ["train", "train", "train", "train", "val", "test"],
-        }
-    )
+    splits = six_session_splits()
     assert by_name(validate_dataset(catalog, samples, cfg(), splits=splits))[
         "identical_frames_across_splits"
     ].passed

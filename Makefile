@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/modalops demo
+	$(BIN)/modalops-demo run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -49,9 +49,9 @@ def main() -> None:
     for mode in args.modes:
         cfg = load_config(paths, [*args.overrides, f"align.mode={mode}"])
         if not raw_ready:
-            from modalops.demo_data import DemoDataConfig, generate_demo_data
-            from modalops.schema import SESSIONS_MANIFEST
             from modalops.store import open_store
+            from modalops_demo.generate import DemoDataConfig, generate_demo_data
+            from modalops_demo.names import SESSIONS_MANIFEST
 
             raw = open_store(cfg.ingest.raw_uri, endpoint_url=cfg.store.endpoint_url)
             if not raw.exists(SESSIONS_MANIFEST):

@@ -25,12 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from modalops.align import align_dataset  # noqa: E402
-from modalops.alignment.windowing import nearest_index  # noqa: E402
 from modalops.config.align import AlignConfig  # noqa: E402
 from modalops.config.data import IngestConfig  # noqa: E402
-from modalops.demo_data import DemoDataConfig, generate_demo_data  # noqa: E402
+from modalops.dataset.spec import SPEC_FILE, load_spec_file  # noqa: E402
 from modalops.ingest import ingest_recordings  # noqa: E402
+from modalops.kinds.timing import nearest_index  # noqa: E402
 from modalops.store import LocalStore  # noqa: E402
+from modalops_demo.generate import DemoDataConfig, generate_demo_data  # noqa: E402
 
 
 def bench_join(rows: int, repeats: int = 3) -> dict[str, float]:
@@ -59,7 +60,8 @@ def bench_join(rows: int, repeats: int = 3) -> dict[str, float]:
 def make_raw(root: Path, sessions: int, duration: float) -> Path:
     raw = LocalStore(root / "raw")
     generate_demo_data(raw, DemoDataConfig(sessions=sessions, duration_s=duration, seed=11))
-    ingested = ingest_recordings(raw, IngestConfig(raw_uri=raw.root))
+    spec = load_spec_file(root / "raw" / SPEC_FILE)  # the generator writes the demo's spec
+    ingested = ingest_recordings(raw, spec, IngestConfig(raw_uri=raw.root))
     ingested.catalog.to_parquet(root / "catalog.parquet")
     ingested.quarantine.to_parquet(root / "quarantine.parquet")
     return root
@@ -72,13 +74,14 @@ def run_align(root: Path, n_sessions: int) -> dict[str, float]:
     catalog = catalog[catalog["session_id"].isin(keep)]
     quarantine = pd.read_parquet(root / "quarantine.parquet")
     raw = LocalStore(root / "raw")
+    spec = load_spec_file(root / "raw" / SPEC_FILE)
     with tempfile.TemporaryDirectory() as out_dir:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = align_dataset(
-            raw, catalog, AlignConfig(), LocalStore(out_dir), "bench", quarantine
+            raw, spec, catalog, AlignConfig(), LocalStore(out_dir), "bench", quarantine
         )
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    ref = result.report[result.report["stream"] == "camera"]
+    ref = result.report[result.report["stream"] == spec.reference]
     recorded_s = float((ref["windows_total"] * AlignConfig().hop_s).sum())
     return {"sessions": n_sessions, "samples": result.n_samples, "recorded_h": recorded_s / 3600,
             "cpu_s": cpu, "wall_s": wall,

@@ -29,18 +29,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modalops import schema
+from modalops.config.align import AlignConfig
 from modalops.config.pipeline import ShardConfig
 from modalops.config.train import TrainConfig
 from modalops.config.validate import ValidateConfig
-from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.detection import flag_scores, run_gate_stages, wrong_label_windows
-from modalops.metrics import macro_f1
-from modalops.models import load_classifier, predict_proba
-from modalops.shards import DatasetManifest, iter_raw_samples, write_shards
+from modalops.evaluate.metrics import macro_f1
+from modalops.shard import DatasetManifest, iter_raw_samples, write_shards
 from modalops.store import ObjectStore, open_store
-from modalops.training import train_model
-from modalops.validation import ValidationResult
+from modalops.train.models import load_classifier, predict_proba
+from modalops.train.training import train_model
+from modalops.validate import ValidationResult
+from modalops_demo.detection import flag_scores, run_gate_stages, wrong_label_windows
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
+
+WINDOW_S = AlignConfig().window_s  # run_gate_stages aligns at the defaults
 
 
 def corrupt_spec(rate: float, mix: str) -> dict[str, float]:
@@ -52,10 +54,11 @@ def corrupt_spec(rate: float, mix: str) -> dict[str, float]:
 
 
 def prepare(root: Path, demo: DemoDataConfig, vcfg: ValidateConfig):
-    """Generate, ingest, align and validate; (store, part keys, samples, verdict, seconds)."""
+    """Generate, ingest, align and validate; (store, spec, part keys, samples, verdict, seconds)."""
     generate_demo_data(open_store(str(root / "raw")), demo)
     gate = run_gate_stages(str(root / "raw"), str(root / "store"), vcfg)
-    return open_store(str(root / "store")), gate.part_keys, gate.samples, gate.result, gate.seconds
+    store = open_store(str(root / "store"))
+    return store, gate.spec, gate.part_keys, gate.samples, gate.result, gate.seconds
 
 
 def score_flags(samples: pd.DataFrame, verdict: ValidationResult, clean: pd.DataFrame) -> dict:
@@ -79,12 +82,13 @@ def train_and_score(
     work_dir: Path,
 ) -> float:
     """Train the fused model on `manifest`; macro-F1 on the clean test samples."""
-    result = train_model(store, manifest, tcfg, "fused", list(tcfg.modalities), work_dir)
+    streams = list(tcfg.streams or manifest.dataset_spec().stream_names)
+    result = train_model(store, manifest, tcfg, "fused", streams, work_dir)
     with store.open_read(result.checkpoint_key) as stream:
         model, _ = load_classifier(stream.read())
     probs = predict_proba(model, test_raws)
     truth = np.array([r["label_index"] for r in test_raws])
-    return macro_f1(truth, probs.argmax(axis=1), len(schema.LABELS))
+    return macro_f1(truth, probs.argmax(axis=1), probs.shape[1])
 
 
 def main() -> None:
@@ -124,10 +128,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="modalops-noise-") as tmp:
         tmp = Path(tmp)
-        clean_store, clean_parts, clean_samples, clean_verdict, _ = prepare(
+        clean_store, spec, clean_parts, clean_samples, clean_verdict, _ = prepare(
             tmp / "clean", demo(0.0), vcfg
         )
-        clean = write_shards(clean_store, clean_parts, None, scfg)
+        clean = write_shards(clean_store, spec, clean_parts, None, scfg, window_s=WINDOW_S)
         test_raws = list(iter_raw_samples(clean_store, clean, "test"))
         print(
             f"clean copy: {len(clean_samples)} windows, test split {clean.splits['test'].n_samples} "
@@ -136,7 +140,7 @@ def main() -> None:
         )
         for rate in args.rates:
             if rate > 0:
-                store, parts, samples, verdict, (pipe_s, val_s) = prepare(
+                store, spec, parts, samples, verdict, (pipe_s, val_s) = prepare(
                     tmp / f"r{rate:g}", demo(rate), vcfg
                 )
             else:  # the clean copy is the 0% dataset
@@ -148,8 +152,13 @@ def main() -> None:
                 )
             flags = score_flags(samples, verdict, clean_samples)
             del samples
-            raw = write_shards(store, parts, None, scfg, extra={"sweep": "no_gate"})
-            gated = write_shards(store, parts, verdict.rejected, scfg, extra={"sweep": "gate"})
+            raw = write_shards(
+                store, spec, parts, None, scfg, extra={"sweep": "no_gate"}, window_s=WINDOW_S
+            )
+            gated = write_shards(
+                store, spec, parts, verdict.rejected, scfg, extra={"sweep": "gate"},
+                window_s=WINDOW_S,
+            )  # fmt: skip
             for manifest in (raw, gated):
                 assert manifest.splits["test"].sessions == clean.splits["test"].sessions, (
                     "the noisy and clean copies must split into the same test sessions"

@@ -7,7 +7,7 @@ the false-reject rate on clean data (issue 4, experiment 1).
 
 Each run generates demo data with one corruption kind (same seed and signals as the clean
 run), then runs the real ingest → align → validate stages with the default validation config.
-`modalops.detection` judges each injected defect (one `truth/corruptions.json` record): caught
+`modalops_demo.detection` judges each injected defect (one `truth/corruptions.json` record): caught
 only by evidence of its own kind (its file quarantined with the expected reason, a window of
 its session rejected by the expected check, or a window whose label it changed rejected as
 `label_inconsistent`), `masked` when another defect kept its data from the gate, `no_effect`
@@ -24,16 +24,16 @@ import tempfile
 import pandas as pd
 
 from modalops.config.validate import ValidateConfig
-from modalops.corruption import CORRUPTION_KINDS
-from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.detection import (
+from modalops.store import open_store
+from modalops_demo.corruption import CORRUPTION_KINDS
+from modalops_demo.detection import (
     detection_table,
     flag_scores,
     run_gate_stages,
     score_detections,
     wrong_label_windows,
 )
-from modalops.store import open_store
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
 
 def run_pipeline(root: str, demo: DemoDataConfig, vcfg: ValidateConfig):

@@ -1,27 +1,24 @@
-"""The `modalops` command line: demo data, pipeline runs, config inspection, local services."""
+"""The `modalops` command line: pipeline runs, dataset specs, config inspection, local services."""
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-data_app = typer.Typer(no_args_is_help=True, help="Demo data.")
+dataset_app = typer.Typer(no_args_is_help=True, help="Dataset specs: draft, check, kinds.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the pipeline configuration.")
 server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server.")
-app.add_typer(data_app, name="data")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(config_app, name="config")
 app.add_typer(server_app, name="server")
 
 STATE_DIR = Path(".modalops")
 PREFECT_HOME = STATE_DIR / "prefect"
-DEMO_RAW = STATE_DIR / "raw" / "demo"
-DEMO_CONFIG = Path("configs/demo.yaml")
 
 ConfigOpt = Annotated[
     list[Path] | None, typer.Option("--config", "-c", help="YAML config (a diff of the defaults).")
@@ -64,9 +61,9 @@ def run_flow(cfg) -> dict:
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.settings import PREFECT_HOME as HOME_SETTING
 
+    from flows.run_timing import stage_times
     from flows.training_pipeline import training_pipeline
-    from modalops.run_timing import stage_times
-    from modalops.validation import ValidationGateError
+    from modalops.validate import ValidationGateError
 
     api = _prefect_api()
     with temporary_settings({PREFECT_API_URL: api, HOME_SETTING: str(PREFECT_HOME.resolve())}):
@@ -92,31 +89,13 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
-@app.command()
-def demo(config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Generate the demo data (if absent), run the whole pipeline, print the outcome."""
-    from modalops.demo_data import DemoDataConfig, generate_demo_data
-    from modalops.schema import SESSIONS_MANIFEST
-    from modalops.store import open_store
-
-    paths = config or ([DEMO_CONFIG] if DEMO_CONFIG.exists() else [])
-    cfg = _load(paths, set_)
-    raw = open_store(cfg.ingest.raw_uri, endpoint_url=cfg.store.endpoint_url)
-    started = time.monotonic()
-    if not raw.exists(SESSIONS_MANIFEST):
-        typer.echo(f"generating demo recordings into {raw.uri()} ...")
-        generate_demo_data(raw, DemoDataConfig())
-    summary = run_flow(cfg)
-    typer.echo(format_summary(summary, cfg, time.monotonic() - started))
-
-
 def format_summary(summary: dict, cfg, seconds: float) -> str:
-    """The short table `modalops demo` prints."""
+    """The short table printed after a run (`modalops run --summary`, `make demo`)."""
     uni = summary["unimodal_macro_f1"]
     width = max(len(m) for m in [*uni, "fused"]) + 2
     lines = [
         "",
-        "modalops demo",
+        f"modalops run: {cfg.name}",
         "=" * 60,
         f"dataset version      {summary['dataset_version']}",
         f"validation           {'PASSED' if summary['validation_passed'] else 'FAILED'}"
@@ -166,36 +145,100 @@ def _prefect_ui_hint() -> str:
     return "modalops server start"
 
 
-@data_app.command("demo")
-def data_demo(
-    out: Annotated[
-        Path, typer.Option(help="Where to write the raw layout (path or s3://).")
-    ] = DEMO_RAW,
-    sessions: Annotated[int, typer.Option(help="Number of sessions.")] = 40,
-    duration: Annotated[float, typer.Option(help="Seconds per session.")] = 60.0,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
-    corrupt: Annotated[
-        list[str] | None,
-        typer.Option(help="Inject corruption, KIND=RATE (repeatable), e.g. --corrupt jpeg=0.05."),
-    ] = None,
-) -> None:
-    """Write a deterministic industrial-safety recording set in the raw layout."""
-    from modalops.demo_data import DemoDataConfig, generate_demo_data, parse_corrupt_specs
+def _open(raw: str):
     from modalops.store import open_store
 
+    return open_store(raw, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+
+
+def _spec_for(raw: str, spec: Path | None):
+    from modalops.dataset.load import load_dataset_spec
+    from modalops.dataset.spec import SpecError
+
     try:
-        cfg = DemoDataConfig(
-            sessions=sessions,
-            duration_s=duration,
-            seed=seed,
-            corrupt=parse_corrupt_specs(corrupt or []),
-        )
+        return load_dataset_spec(_open(raw), None if spec is None else str(spec))
+    except SpecError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+SpecOpt = Annotated[
+    Path | None, typer.Option("--spec", help="Dataset spec (default: RAW/dataset.yaml).")
+]
+
+
+@dataset_app.command("init")
+def dataset_init(
+    raw: Annotated[str, typer.Argument(help="Folder (or s3:// prefix) of recordings.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the draft here (default: print it).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name.")] = None,
+) -> None:
+    """Draft a dataset spec from a folder: kinds from extensions and headers, rates from
+    timestamps, label classes from the label files. Read it, fix it, then `dataset check`."""
+    import yaml
+
+    from modalops.dataset.draft import draft_spec
+    from modalops.dataset.spec import SpecError, parse_spec
+
+    try:
+        doc, hints = draft_spec(_open(raw), name)
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
-    summary = generate_demo_data(open_store(str(out)), cfg)
-    typer.echo(f"wrote {cfg.sessions} sessions to {out}")
-    typer.echo(str(summary))
+    header = "".join(
+        f"# {n}\n" for n in ["Drafted by `modalops dataset init`; check every guess.", *hints]
+    )
+    text = header + yaml.safe_dump(doc, sort_keys=False)
+    try:
+        parse_spec(doc, "draft")
+    except SpecError as exc:
+        text += "\n# The draft does not validate yet:\n" + "".join(
+            f"#{line}\n" for line in str(exc).splitlines()[1:]
+        )
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@dataset_app.command("check")
+def dataset_check(
+    raw: Annotated[str, typer.Argument(help="Folder (or s3:// prefix) of recordings.")],
+    spec: SpecOpt = None,
+    max_sessions: Annotated[int | None, typer.Option(help="Check only the first N.")] = None,
+) -> None:
+    """Check a folder against its spec; print every problem with its file and line; exit 1 if any."""
+    from modalops.dataset.check import check_dataset
+
+    ds = _spec_for(raw, spec)
+    problems, n = check_dataset(_open(raw), ds, max_sessions)
+    for p in problems:
+        typer.echo(p.line())
+    verdict = "OK" if not problems else f"{len(problems)} problems"
+    typer.echo(f"{ds.name}: {n} sessions, {len(ds.streams)} streams checked: {verdict}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@dataset_app.command("kinds")
+def dataset_kinds() -> None:
+    """List the stream kinds with their parameters and checks."""
+    from modalops.kinds import get_kind, kind_names
+
+    for name in kind_names():
+        kind = get_kind(name)
+        typer.echo(f"{name}: {kind.description} ({', '.join(kind.extensions)})")
+        for section, model in (("params", kind.params_model), ("checks", kind.checks_model)):
+            for field_name, field in model.model_fields.items():
+                default = (
+                    "required"
+                    if field.is_required()
+                    else repr(field.get_default(call_default_factory=True))
+                )
+                typer.echo(f"  {section}.{field_name} = {default}: {field.description}")
 
 
 @config_app.command("show")

@@ -4,21 +4,61 @@ from __future__ import annotations
 
 from typing import Any
 
+from modalops.config.loading import ConfigError
 from modalops.config.pipeline import PipelineConfig
-from modalops.config.train import TrainConfig
+from modalops.dataset.spec import DatasetSpec
+from modalops.train.training import model_plan
+
+__all__ = ["check_config_against_spec", "lineage", "model_plan", "pipeline_summary"]
 
 
-def model_plan(cfg: TrainConfig) -> list[tuple[str, list[str]]]:
-    """The fused model first, then one unimodal baseline per modality (same code, one input)."""
-    plan = [("fused", list(cfg.modalities))]
-    if cfg.baselines:
-        plan += [(m, [m]) for m in cfg.modalities]
-    return plan
+def check_config_against_spec(cfg: PipelineConfig, spec: DatasetSpec) -> None:
+    """Config values that name streams or metadata columns must exist in the spec."""
+    streams, columns = set(spec.streams), set(spec.meta_columns)
+    problems = []
+
+    def names(key: str, value: Any, known: set[str], what: str) -> None:
+        if value is None:
+            return
+        values = [value] if isinstance(value, str) else list(value)
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            problems.append(
+                f"{key}: {unknown} are not {what} of dataset {spec.name!r} ({sorted(known)})"
+            )
+
+    names("train.streams", getattr(cfg.train, "streams", None), streams, "streams")
+    names(
+        "train.balance_group",
+        getattr(cfg.train, "balance_group", None),
+        columns,
+        "metadata columns",
+    )
+    names(
+        "validation.subgroup_cols",
+        getattr(cfg.validation, "subgroup_cols", None),
+        columns,
+        "metadata columns",
+    )
+    names(
+        "validation.label_check_streams",
+        getattr(cfg.validation, "label_check_streams", None),
+        streams,
+        "streams",
+    )
+    names("evaluate.slices", getattr(cfg.evaluate, "slices", None), columns, "metadata columns")
+    names("shard.stratify_by", getattr(cfg.shard, "stratify_by", None), columns, "metadata columns")
+    names("shard.group_by", getattr(cfg.shard, "group_by", None), columns, "metadata columns")
+    if problems:
+        raise ConfigError(
+            "configuration does not fit the dataset spec:\n  - " + "\n  - ".join(problems)
+        )
 
 
-def lineage(cfg: PipelineConfig) -> dict[str, Any]:
-    """Config that shapes the dataset's content; part of the dataset version's hash."""
+def lineage(cfg: PipelineConfig, spec: DatasetSpec) -> dict[str, Any]:
+    """What shapes the dataset's content; part of the dataset version's hash."""
     return {
+        "spec_digest": spec.digest(),
         "align": cfg.align.model_dump(mode="json"),
         "validation": cfg.validation.model_dump(mode="json"),
     }

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-QUARANTINE_COLUMNS = ("stage", "session_id", "modality", "uri", "window_index", "reason")
+QUARANTINE_COLUMNS = ("stage", "session_id", "stream", "uri", "window_index", "reason")
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class QuarantineRecord:
 
     stage: str
     session_id: str | None
-    modality: str | None
+    stream: str | None  # a spec stream name, "clock" or "labels"; None for a session or window
     uri: str | None
     reason: str
     window_index: int | None = None

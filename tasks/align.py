@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 
 from modalops.align import AlignResult, align_dataset
 from modalops.config.align import AlignConfig
+from modalops.dataset.spec import DatasetSpec
 from modalops.runs import RunContext, put_frame
 from modalops.store import open_store
 from tasks.artifacts import frame_markdown, publish_markdown
@@ -14,14 +15,20 @@ from tasks.ingest import IngestOutput
 
 @task(retries=1, retry_delay_seconds=[5])
 def align_sessions(
-    run: RunContext, raw_uri: str, ingested: IngestOutput, cfg: AlignConfig
+    run: RunContext, spec: DatasetSpec, raw_uri: str, ingested: IngestOutput, cfg: AlignConfig
 ) -> AlignResult:
     """Estimate offsets and drift per session and stream, then window every session."""
     log = get_run_logger()
     raw = open_store(raw_uri, endpoint_url=run.endpoint_url)
     store = run.store()
     result = align_dataset(
-        raw, ingested.catalog, cfg, out=store, prefix=run.prefix, quarantine=ingested.quarantine
+        raw,
+        spec,
+        ingested.catalog,
+        cfg,
+        out=store,
+        prefix=run.prefix,
+        quarantine=ingested.quarantine,
     )
     put_frame(store, run.key("quarantine", "align.parquet"), result.quarantine)
     log.info(
@@ -33,7 +40,7 @@ def align_sessions(
     # windows dropped by policy (boundaries) are counted in the report, not warned about
     problems = result.quarantine[~result.quarantine["reason"].str.startswith("window dropped")]
     for row in problems.head(20).itertuples():
-        log.warning("quarantined %s/%s: %s", row.session_id, row.modality, row.reason)
+        log.warning("quarantined %s/%s: %s", row.session_id, row.stream, row.reason)
     cols = [
         c
         for c in (

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modalops.config.evaluate import EvaluateConfig
-from modalops.evaluation import EvaluationReport, evaluate_models
+from modalops.evaluate import EvaluationReport, evaluate_models
 from modalops.runs import RunContext
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult
+from modalops.shard import DatasetManifest
+from modalops.train.training import TrainResult
 from tasks.artifacts import publish_markdown
 
 

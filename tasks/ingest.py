@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from modalops.config.data import IngestConfig
+from modalops.dataset.spec import DatasetSpec
 from modalops.ingest import ingest_recordings as ingest_core
 from modalops.runs import RunContext, put_frame
 from modalops.store import open_store
@@ -23,11 +24,11 @@ class IngestOutput:
 
 
 @task(retries=2, retry_delay_seconds=[2, 10])
-def ingest_recordings(run: RunContext, cfg: IngestConfig) -> IngestOutput:
+def ingest_recordings(run: RunContext, spec: DatasetSpec, cfg: IngestConfig) -> IngestOutput:
     """Catalog every session's streams with content hashes; bad files go to quarantine."""
     log = get_run_logger()
     raw = open_store(cfg.raw_uri, endpoint_url=run.endpoint_url)
-    result = ingest_core(raw, cfg)
+    result = ingest_core(raw, spec, cfg)
     store = run.store()
     catalog_key, quarantine_key = (
         run.key("catalog.parquet"),
@@ -48,7 +49,7 @@ def ingest_recordings(run: RunContext, cfg: IngestConfig) -> IngestOutput:
         "ingest-summary",
         f"# Ingest\n\n{n_sessions} sessions, {len(result.catalog)} streams, "
         f"{len(result.quarantine)} quarantined.\n\n## Quarantine\n\n"
-        + frame_markdown(result.quarantine[["session_id", "modality", "uri", "reason"]]),
+        + frame_markdown(result.quarantine[["session_id", "stream", "uri", "reason"]]),
         "Catalog and quarantine of the ingest stage",
     )
     return IngestOutput(result.catalog, result.quarantine, catalog_key, quarantine_key)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modalops.config.pipeline import PipelineConfig
-from modalops.evaluation import EvaluationReport
-from modalops.registry import RegistrationResult, register_pipeline_model
+from modalops.evaluate import EvaluationReport
+from modalops.register import RegistrationResult, register_pipeline_model
 from modalops.runs import RunContext
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult
+from modalops.shard import DatasetManifest
+from modalops.train.training import TrainResult
 from tasks.artifacts import publish_markdown
 
 

@@ -7,25 +7,23 @@ from prefect import get_run_logger, task
 from modalops.align import AlignResult
 from modalops.config.pipeline import ShardConfig
 from modalops.config.validate import ValidateConfig
+from modalops.dataset.spec import DatasetSpec
 from modalops.runs import RunContext, put_frame, reference_stats_key
-from modalops.shards import DatasetManifest, write_shards
-from modalops.validation import (
-    ValidationResult,
-    raise_for_gate,
-    split_label_rejections,
-    with_split_checks,
-)
+from modalops.shard import DatasetManifest, write_shards
+from modalops.validate import ValidationResult, gate_splits, split_label_rejections
 from tasks.artifacts import publish_markdown
 
 
 @task(retries=2, retry_delay_seconds=[2, 10])
 def write_dataset_shards(
     run: RunContext,
+    spec: DatasetSpec,
     aligned: AlignResult,
     verdict: ValidationResult,
     cfg: ShardConfig,
     validation: ValidateConfig,
     lineage: dict,
+    window_s: float,
 ) -> DatasetManifest:
     """Write train/val/test shards and the manifest (skipped when the version already exists),
     then gate on split leaks before anything trains on them."""
@@ -33,14 +31,19 @@ def write_dataset_shards(
     store = run.store()
     everywhere, train_only = split_label_rejections(verdict.rejected, validation)
     manifest = write_shards(
-        store, aligned.part_keys, everywhere, cfg, extra=lineage, train_only=train_only
+        store,
+        spec,
+        aligned.part_keys,
+        everywhere,
+        cfg,
+        extra=lineage,
+        train_only=train_only,
+        window_s=window_s,
     )
     if not store.exists(reference_stats_key(manifest.version)):
         # kept with the version so a later run can test for drift against this dataset
         put_frame(store, reference_stats_key(manifest.version), verdict.summary)
     split_of = {sid: name for name, info in manifest.splits.items() for sid in info.sessions}
-    verdict = with_split_checks(verdict, split_of, validation)
-    store.put_text(run.key("validation", "verdict.md"), verdict.table_markdown())
     rows = "\n".join(
         f"| {name} | {info.n_samples} | {len(info.sessions)} | {len(info.shards)} |"
         for name, info in manifest.splits.items()
@@ -54,5 +57,13 @@ def write_dataset_shards(
         f"|---|---|---|---|\n{rows}",
         "Dataset version and splits",
     )
-    raise_for_gate(verdict)  # a session, subject or near-duplicate frame in two splits stops here
+    # a session, subject or near-duplicate frame in two splits stops the flow here
+    gate_splits(
+        verdict,
+        split_of,
+        validation,
+        on_verdict=lambda v: store.put_text(
+            run.key("validation", "verdict.md"), v.table_markdown()
+        ),
+    )
     return manifest

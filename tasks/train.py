@@ -9,8 +9,8 @@ from prefect import get_run_logger, task
 
 from modalops.config.train import TrainConfig
 from modalops.runs import RunContext
-from modalops.shards import DatasetManifest
-from modalops.training import TrainResult, balance_report, train_model
+from modalops.shard import DatasetManifest
+from modalops.train.training import TrainResult, balance_report, train_model
 from tasks.artifacts import frame_markdown, publish_markdown
 
 
@@ -20,9 +20,9 @@ def train_classifier(
     manifest: DatasetManifest,
     cfg: TrainConfig,
     model_id: str,
-    modalities: list[str],
+    streams: list[str],
 ) -> TrainResult:
-    """Train `model_id` on `modalities`; its checkpoint goes to the object store."""
+    """Train `model_id` on `streams`; its checkpoint goes to the object store."""
     log = get_run_logger()
     if model_id == "fused":
         # what the balancing choice does to the training distribution, shown once per run
@@ -39,9 +39,9 @@ def train_classifier(
             manifest,
             cfg,
             model_id,
-            modalities,
+            streams,
             Path(tmp),
             endpoint_url=run.endpoint_url,
         )
-    log.info("trained %s on %s: %s", model_id, modalities, result.metrics)
+    log.info("trained %s on %s: %s", model_id, streams, result.metrics)
     return result

@@ -11,10 +11,11 @@ from prefect import get_run_logger, task
 from modalops.align import AlignResult
 from modalops.config.evaluate import RegistryConfig
 from modalops.config.validate import ValidateConfig
+from modalops.dataset.spec import DatasetSpec
 from modalops.pipeline_plan import champion_dataset_version
-from modalops.registry import log_validation_failure
+from modalops.register import log_validation_failure
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
-from modalops.validation import ValidationResult, raise_for_gate, validate_dataset
+from modalops.validate import ValidationResult, raise_for_gate, validate_dataset
 from tasks.artifacts import publish_markdown
 from tasks.ingest import IngestOutput
 
@@ -22,6 +23,7 @@ from tasks.ingest import IngestOutput
 @task
 def validate_samples(
     run: RunContext,
+    spec: DatasetSpec,
     ingested: IngestOutput,
     aligned: AlignResult,
     cfg: ValidateConfig,
@@ -35,6 +37,7 @@ def validate_samples(
     samples = pd.concat([get_frame(store, key) for key in aligned.part_keys], ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="modalops-gx-") as tmp:
         result = validate_dataset(
+            spec,
             ingested.catalog,
             samples,
             cfg,

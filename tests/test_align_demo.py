@@ -10,19 +10,21 @@ import pandas as pd
 from modalops.align import align_dataset
 from modalops.config.align import AlignConfig
 from modalops.config.data import IngestConfig
-from modalops.demo_data import DemoDataConfig, generate_demo_data
+from modalops.dataset.spec import load_spec_file
 from modalops.ingest import ingest_recordings
 from modalops.store import LocalStore
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
 
 def test_demo_offsets_recovered_within_one_frame_period(tmp_path):
     demo = DemoDataConfig(sessions=4, duration_s=30.0, seed=3)
     raw = LocalStore(tmp_path / "raw")
     generate_demo_data(raw, demo)
-    ingested = ingest_recordings(raw, IngestConfig(raw_uri=raw.root))
+    spec = load_spec_file(tmp_path / "raw" / "dataset.yaml")  # the generator writes it
+    ingested = ingest_recordings(raw, spec, IngestConfig(raw_uri=raw.root))
     out = LocalStore(tmp_path / "store")
     result = align_dataset(
-        raw, ingested.catalog, AlignConfig(), out, "runs/demo", ingested.quarantine
+        raw, spec, ingested.catalog, AlignConfig(), out, "runs/demo", ingested.quarantine
     )
 
     rep = result.report[result.report["stream"].isin(["audio", "vibration"])]
@@ -38,4 +40,4 @@ def test_demo_offsets_recovered_within_one_frame_period(tmp_path):
         )
     samples = pd.concat(pd.read_parquet(io.BytesIO(out.get_bytes(k))) for k in result.part_keys)
     assert len(samples) == result.n_samples > 0
-    assert samples["has_camera"].mean() > 0.95 and samples["has_audio"].mean() > 0.95
+    assert samples["has__camera"].mean() > 0.95 and samples["has__audio"].mean() > 0.95

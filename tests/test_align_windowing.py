@@ -8,11 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modalops.align import align_session
-from modalops.alignment.windowing import label_windows, nearest_index, window_bounds
+from modalops.align.windowing import label_windows, window_bounds
 from modalops.config.align import AlignConfig
-from modalops.raw_layout import CameraStream, ClockModel, SessionStreams, VibrationStream
+from modalops.dataset.layout import ClockModel, SessionStreams
+from modalops.dataset.spec import parse_spec
+from modalops.kinds.image.read import ImageStream
+from modalops.kinds.timeseries.read import TimeseriesStream
+from modalops.kinds.timing import nearest_index
+from modalops.testing.recordings import CLASSES, synthetic_spec
 
-LABELS = ("normal", "proximity", "fault", "near_miss")
+LABELS = CLASSES
+SPEC = parse_spec(synthetic_spec())
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
@@ -116,23 +122,29 @@ def test_presence_masks_match_injected_gaps(cam_gap, vib_gap, window, hop, offse
     session = SessionStreams(
         "s",
         {},
-        {"vibration": ClockModel(offset, 0.0)},
-        pd.DataFrame({"start_s": [0.0], "end_s": [duration + 1], "label": ["normal"]}),
-        camera=CameraStream(t_cam, [f"f{i}" for i in range(t_cam.size)]),
-        vibration=VibrationStream(t_vib[vib_keep], np.zeros((int(vib_keep.sum()), 3), np.float32)),
+        {"imu": ClockModel(offset, 0.0)},
+        pd.DataFrame({"start_s": [0.0], "end_s": [duration + 1], "label": [LABELS[0]]}),
+        streams={
+            "front": ImageStream(t_cam, [f"f{i}" for i in range(t_cam.size)]),
+            "imu": TimeseriesStream(
+                t_vib[vib_keep], np.zeros((int(vib_keep.sum()), 3), np.float32)
+            ),
+            "mic": None,
+            "log": None,
+        },
     )
     cfg = AlignConfig(mode="metadata", window_s=window, hop_s=hop)
-    out = align_session(session, cfg, read_bytes=lambda key: b"\xff\xd8" + key.encode())
+    out = align_session(session, SPEC, cfg, read_bytes=lambda key: b"\xff\xd8" + key.encode())
     df = out.samples
     assert (df["t_start"] >= 0).all() and (df["t_end"] <= t_cam[-1] + 0.25 + 1e-9).all()
-    assert not df["has_audio"].any() and not df["has_notes"].any()
+    assert not df["has__mic"].any() and not df["has__log"].any()
     vib_ref = t_vib[vib_keep] - offset
     for row in df.itertuples():
         centre = 0.5 * (row.t_start + row.t_end)
         nearest = np.min(np.abs(t_cam - centre))
-        assert row.has_camera == (nearest <= 1.5 / fps + 1e-9)
+        assert row.has__front == (nearest <= 1.5 / fps + 1e-9)
         n_rows = np.sum((vib_ref >= row.t_start - 1e-9) & (vib_ref < row.t_end - 1e-9))
         expected = n_rows >= 0.5 * window * rate
         # Rows exactly on a window edge may fall either side of float rounding; allow one.
         if abs(n_rows - 0.5 * window * rate) > 1:
-            assert row.has_vibration == expected, (row, n_rows)
+            assert row.has__imu == expected, (row, n_rows)

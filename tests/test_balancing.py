@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modalops.balancing import class_weights, distribution_report, sample_weights
+from modalops.train.balancing import (
+    class_weights,
+    distribution_report,
+    sample_weights,
+    weights_from_counts,
+)
+
+CLASSES = ["normal", "proximity", "fault", "near_miss"]
 
 
 @pytest.fixture
@@ -18,8 +25,9 @@ def frame() -> pd.DataFrame:
 
 
 def test_class_weights_inverse_frequency(frame):
-    w = class_weights(frame["label"])
-    assert list(w) == ["normal", "proximity", "fault", "near_miss"]
+    w = class_weights(frame["label"], CLASSES)
+    assert list(w) == CLASSES  # the spec's order, not frequency order
+    assert list(class_weights(frame["label"])) == sorted(CLASSES)  # no order given: sorted
     assert w["near_miss"] == pytest.approx(100 / (4 * 5))
     counts = frame["label"].value_counts()
     assert sum(w[c] * counts[c] for c in w) == pytest.approx(100)  # mean weight 1
@@ -28,7 +36,7 @@ def test_class_weights_inverse_frequency(frame):
 @pytest.mark.parametrize("method", ["class_weighted_loss", "weighted_sampling"])
 def test_class_methods_equalise_classes(frame, method):
     weights = sample_weights(frame, method)
-    report = distribution_report(frame, weights)
+    report = distribution_report(frame, weights, ["site", "lighting"])
     labels = report[report["dimension"] == "label"].set_index("value")
     assert labels.loc["near_miss", "share_before"] == pytest.approx(0.05)
     assert np.allclose(labels["share_after"], 0.25)
@@ -55,6 +63,14 @@ def test_none_and_unlabelled_and_errors(frame):
         sample_weights(frame, "subgroup_upsampling", ["station"])
     with pytest.raises(ValueError, match="weights: expected shape"):
         distribution_report(frame, np.ones(3))
+
+
+def test_weights_from_counts_keeps_the_counts_order():
+    counts = {"rest": 10, "reach": 0, "grasp": 30}
+    w = weights_from_counts(counts)
+    assert list(w) == ["rest", "grasp"]  # manifest counts come in spec order; empty classes drop
+    assert w["rest"] == pytest.approx(40 / (2 * 10))
+    assert list(weights_from_counts(counts, ["grasp", "rest"])) == ["grasp", "rest"]
 
 
 def test_train_config_names_are_accepted(frame):

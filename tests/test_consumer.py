@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 import torch
 
-from modalops.models import save_checkpoint
-from modalops.registry import RescoringSet, log_and_register
-from modalops.schema import LABELS
+from modalops.register import RescoringSet, log_and_register
+from modalops.testing.models import fit_tiny, make_samples, save_tiny, tiny_classifier, tiny_report
+from modalops_demo.names import LABELS, demo_spec
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,10 @@ import mlflow
 
 # the consumer has no modalops, no lightning: only mlflow, torch and their dependencies
 before = {m: importlib.util.find_spec(m) is not None for m in ("modalops", "lightning", "prefect")}
-rows = json.load(open(sys.argv[2]))
+doc = json.load(open(sys.argv[2]))
+rows, binary = doc["rows"], set(doc["binary"])  # binary columns travel as base64 in JSON
 frame = pd.DataFrame(
-    {
-        "camera": [base64.b64decode(r["camera"]) for r in rows],
-        "audio": [base64.b64decode(r["audio"]) for r in rows],
-        "vibration": [r["vibration"] for r in rows],
-        "notes": [r["notes"] for r in rows],
-    }
+    {c: [base64.b64decode(r[c]) if c in binary else r[c] for r in rows] for c in doc["columns"]}
 )
 from_dir = mlflow.pyfunc.load_model(sys.argv[1]).predict(frame)
 from_registry = mlflow.pyfunc.load_model("models:/tiny@champion").predict(frame)
@@ -108,12 +104,13 @@ def consumer_python() -> Path:
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A tiny fused model registered as champion; its model dir copied out; inputs as JSON."""
-    from test_serving import fit_tiny, make_samples, tiny_report
-
+    spec = demo_spec()
     tmp = tmp_path_factory.mktemp("consumer")
-    save_checkpoint(fit_tiny(make_samples(16, 0), steps=40), tmp / "model.pt", {})
-    test = make_samples(8, seed=5)
-    data = RescoringSet.from_raw_samples(test, slices=["site"])
+    save_tiny(
+        fit_tiny(tiny_classifier(spec), make_samples(spec, 16, 0), steps=40), tmp / "model.pt"
+    )
+    test = make_samples(spec, 8, seed=5)
+    data = RescoringSet.from_raw_samples(test, spec, slices=["site"])
     uri = f"sqlite:///{tmp}/mlflow.db"
     result = log_and_register(
         tracking_uri=uri,
@@ -135,17 +132,15 @@ def champion(tmp_path_factory):
     )
     consumer_dir = tmp / "elsewhere"
     shutil.copytree(model_dir, consumer_dir / "model")
+    columns = list(spec.streams)
+    binary = [n for n, s in spec.streams.items() if s.kind in ("image", "video", "audio")]
     rows = [
-        {
-            "camera": base64.b64encode(r["camera"]).decode(),
-            "audio": base64.b64encode(r["audio"]).decode(),
-            "vibration": r["vibration"],
-            "notes": r["notes"],
-        }
+        {c: base64.b64encode(r[c]).decode() if c in binary else r[c] for c in columns}
         for r in data.inputs.to_dict("records")
     ]
-    (consumer_dir / "inputs.json").write_text(json.dumps(rows))
-    return {"uri": uri, "dir": consumer_dir, "rows": rows, "expected": expected}
+    doc = {"columns": columns, "binary": binary, "rows": rows}
+    (consumer_dir / "inputs.json").write_text(json.dumps(doc))
+    return {"uri": uri, "dir": consumer_dir, "rows": rows, "columns": columns, "expected": expected}
 
 
 def test_fresh_venv_loads_champion_without_the_repo(consumer_python, champion):
@@ -199,11 +194,9 @@ def test_mlflow_models_serve_answers_rest(consumer_python, champion):
             assert time.monotonic() < deadline, "server did not answer /ping within 120 s"
             time.sleep(0.5)
         rows = champion["rows"]
+        columns = champion["columns"]
         body = {
-            "dataframe_split": {
-                "columns": ["camera", "audio", "vibration", "notes"],
-                "data": [[r["camera"], r["audio"], r["vibration"], r["notes"]] for r in rows],
-            }
+            "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
         }
         request = urllib.request.Request(
             f"{base}/invocations",

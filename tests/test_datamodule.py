@@ -7,20 +7,21 @@ from collections import Counter
 
 import pytest
 import torch
-from test_shards import make_rows, put_parts
 
-from modalops import preprocess, schema
-from modalops.config.pipeline import ShardConfig
-from modalops.datamodule import SampleWeights, ShardDataModule, ShardStream
-from modalops.shards import write_shards
 from modalops.store import LocalStore
+from modalops.testing.shards import other_spec, write_test_shards
+from modalops.train.datamodule import SampleWeights, ShardDataModule, ShardStream
+from modalops_demo.names import demo_spec
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     store = LocalStore(tmp_path_factory.mktemp("store"))
-    keys = put_parts(store, make_rows(n_sessions=6, windows=10))
-    return write_shards(store, keys, None, ShardConfig(samples_per_shard=4, seed=2))
+    return write_test_shards(store, demo_spec(), windows=10, samples_per_shard=4)
+
+
+def _stream(manifest, urls, n, **kwargs) -> ShardStream:
+    return ShardStream(urls, n, spec=manifest.dataset_spec(), window_s=manifest.window_s, **kwargs)
 
 
 def _labels_by_key(stream: ShardStream) -> list[int]:
@@ -31,11 +32,23 @@ def test_batches_have_fixed_shapes(manifest):
     dm = ShardDataModule.from_manifest(manifest, batch_size=5)
     inputs, presence, target = next(iter(dm.train_dataloader()))
     assert inputs["camera"].shape == (5, 3, 64, 64)
-    assert inputs["audio"].shape == (5, *preprocess.AUDIO_SHAPE)
+    assert inputs["audio"].shape == (5, 64, 65)
     assert inputs["vibration"].shape == (5, 3, 100)
-    assert inputs["notes"].shape == (5, preprocess.TEXT_DIM)
+    assert inputs["notes"].shape == (5, 256)
     assert presence.shape == (5, 4) and target.dtype == torch.long
     assert set(target.tolist()) <= set(range(4))
+
+
+def test_shapes_follow_a_non_demo_spec(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    m = write_test_shards(store, other_spec(), windows=6, window_s=2.0)
+    inputs, presence, target = next(
+        iter(ShardDataModule.from_manifest(m, batch_size=4).val_dataloader())
+    )
+    assert inputs["top_cam"].shape == inputs["side_cam"].shape == (4, 1, 32, 32)
+    assert inputs["wrist_imu"].shape == (4, 6, 100)  # 50 Hz x 2 s windows
+    assert inputs["remarks"].shape == (4, 64)
+    assert presence.shape == (4, 4) and set(target.tolist()) <= {0, 1, 2}
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -51,7 +64,8 @@ def test_workers_cover_every_sample_exactly_once(manifest, tmp_path, num_workers
         counts.update(target.tolist())
     info = manifest.splits["train"]
     assert n == info.n_samples
-    assert counts == Counter({schema.LABEL_INDEX[k]: v for k, v in info.label_counts.items() if v})
+    index = manifest.dataset_spec().labels.index()
+    assert counts == Counter({index[k]: v for k, v in info.label_counts.items() if v})
     opened = [json.loads(line) for line in (log / "rank0.jsonl").read_text().splitlines()]
     assert sorted(o["url"] for o in opened) == sorted(manifest.shard_urls("train"))
     if num_workers == 2:
@@ -63,8 +77,15 @@ def test_ranks_read_disjoint_shards_with_equal_counts(manifest, tmp_path):
     n = manifest.splits["train"].n_samples
     seen = []
     for rank in range(2):
-        stream = ShardStream(
-            urls, n, shuffle=True, seed=1, rank=rank, world_size=2, shard_log=str(tmp_path)
+        stream = _stream(
+            manifest,
+            urls,
+            n,
+            shuffle=True,
+            seed=1,
+            rank=rank,
+            world_size=2,
+            shard_log=str(tmp_path),
         )
         seen.append(len(_labels_by_key(stream)))
     assert seen[0] == seen[1] == -(-n // 2)
@@ -78,9 +99,9 @@ def test_ranks_read_disjoint_shards_with_equal_counts(manifest, tmp_path):
 
 def test_sample_level_split_when_too_few_shards(manifest):
     url = manifest.shard_urls("val")[:1]
-    every = [label for _, _, label in ShardStream(url, None, shuffle=False)]
+    every = [label for _, _, label in _stream(manifest, url, None, shuffle=False)]
     halves = [
-        _labels_by_key(ShardStream(url, len(every), shuffle=False, rank=r, world_size=2))
+        _labels_by_key(_stream(manifest, url, len(every), shuffle=False, rank=r, world_size=2))
         for r in range(2)
     ]
     assert len(halves[0]) == len(halves[1]) == -(-len(every) // 2)
@@ -93,7 +114,7 @@ def test_epoch_changes_shuffle_but_seed_fixes_it(manifest):
     urls, n = manifest.shard_urls("train"), manifest.splits["train"].n_samples
 
     def order(epoch, seed=0):
-        s = ShardStream(urls, n, shuffle=True, seed=seed, epoch=epoch, shuffle_buffer=8)
+        s = _stream(manifest, urls, n, shuffle=True, seed=seed, epoch=epoch, shuffle_buffer=8)
         return [p.sum().item() + 10 * y for _, p, y in s]
 
     assert order(0) == order(0)
@@ -104,12 +125,14 @@ def test_epoch_changes_shuffle_but_seed_fixes_it(manifest):
 def test_weighted_sampling_shifts_the_class_mix(manifest):
     urls, n = manifest.shard_urls("train"), manifest.splits["train"].n_samples
     w = SampleWeights("label", {"normal": 1.0, "proximity": 0.05, "fault": 0.05, "near_miss": 0.05})
-    labels = _labels_by_key(ShardStream(urls, n, shuffle=True, seed=3, weights=w))
+    labels = _labels_by_key(_stream(manifest, urls, n, shuffle=True, seed=3, weights=w))
     assert len(labels) == n
     assert Counter(labels)[0] > 0.6 * n  # 'normal' is ~1/4 of the data, ~87% after weighting
 
 
 def test_missing_split_is_named(manifest):
-    dm = ShardDataModule({"train": manifest.shard_urls("train")})
+    dm = ShardDataModule(
+        {"train": manifest.shard_urls("train")}, manifest.dataset_spec(), manifest.window_s
+    )
     with pytest.raises(KeyError, match="no shards for split 'val'"):
         dm.val_dataloader()

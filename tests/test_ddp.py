@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_shards import make_rows, put_parts
 
-from modalops.config.pipeline import ShardConfig
 from modalops.config.train import TrainConfig
-from modalops.models import load_classifier
-from modalops.shards import write_shards
 from modalops.store import LocalStore
-from modalops.training import SHARD_LOG_DIR, train_model
+from modalops.testing.shards import write_test_shards
+from modalops.train.models import load_classifier
+from modalops.train.training import SHARD_LOG_DIR, train_model
+from modalops_demo.names import demo_spec
 
 
 @pytest.mark.slow  # ~25 s: two fresh Python processes import torch + Lightning
 def test_ddp_two_cpu_ranks_train_on_disjoint_shards(tmp_path):
     store = LocalStore(tmp_path / "store")
-    keys = put_parts(store, make_rows(n_sessions=6, windows=12))
-    manifest = write_shards(store, keys, None, ShardConfig(samples_per_shard=6, seed=2))
+    manifest = write_test_shards(store, demo_spec(), samples_per_shard=6)
     assert len(manifest.splits["train"].shards) >= 4
     cfg = TrainConfig(
         max_epochs=2,
@@ -27,15 +25,13 @@ def test_ddp_two_cpu_ranks_train_on_disjoint_shards(tmp_path):
         hidden_dim=4,
         devices=2,
         strategy="ddp",
-        modalities=["vibration", "notes"],
+        streams=["vibration", "notes"],
     )
     result = train_model(store, manifest, cfg, "fused", ["vibration", "notes"], tmp_path / "work")
 
     assert store.exists(result.checkpoint_key)
     model, info = load_classifier(store.get_bytes(result.checkpoint_key))
-    assert (
-        model.modalities == ["vibration", "notes"] and info["meta"]["train_config"]["devices"] == 2
-    )
+    assert model.streams == ["vibration", "notes"] and info["meta"]["train_config"]["devices"] == 2
     assert result.metrics["epochs"] == 2
 
     shards = result.ranks_shards

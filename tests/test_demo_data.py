@@ -1,4 +1,5 @@
-"""Tests of the demo-data generator: determinism, layout, label mix, sync cues, corruptions."""
+"""Tests of the demo-data generator: determinism, layout, label mix, sync cues, corruptions, and the
+dataset.yaml it writes (read back with the core's spec parser and raw-layout functions)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from modalops import raw_layout, schema
-from modalops.demo_data import (
+from modalops.dataset import layout
+from modalops.dataset.errors import RawDataError
+from modalops.dataset.layout import ClockModel
+from modalops.dataset.spec import spec_from_text
+from modalops.kinds.audio.wav import decode_wav
+from modalops.store import LocalStore
+from modalops_demo import names as schema
+from modalops_demo.generate import (
     CORRUPTION_KINDS,
     DemoDataConfig,
     generate_demo_data,
@@ -21,8 +28,6 @@ from modalops.demo_data import (
     plan_session,
     status_light_box,
 )
-from modalops.raw_layout import RawDataError
-from modalops.store import LocalStore
 
 TINY = {"sessions": 3, "duration_s": 12.0}
 
@@ -38,6 +43,30 @@ def tiny(tmp_path_factory):
     return store, summary
 
 
+def _spec(store):
+    return spec_from_text(store.get_text(schema.SPEC_FILE), store.uri(schema.SPEC_FILE))
+
+
+class _Session:
+    """One demo session's files, read directly (no stream-kind reader involved)."""
+
+    def __init__(self, store, spec, sid):
+        self.key = lambda name: layout.session_key(spec, sid, name)
+        self.clocks, self.clock_entries = layout.read_clock_file(store, spec, sid)
+        frames = pd.read_csv(io.BytesIO(store.get_bytes(self.key(spec.streams["camera"].path))))
+        folder = spec.streams["camera"].path.rsplit("/", 1)[0]
+        self.frame_times = frames["t"].to_numpy(dtype=float)
+        self.frame_files = [self.key(f"{folder}/{f}") for f in frames["file"]]
+        audio_key = self.key(spec.streams["audio"].path)
+        self.audio, self.audio_rate = decode_wav(store.get_bytes(audio_key), store.uri(audio_key))
+        self.audio_start = float(self.clock_entries["audio"].get("start_s", 0.0))
+        vib = pq.read_table(io.BytesIO(store.get_bytes(self.key("vibration.parquet")))).to_pandas()
+        self.vib_times = vib["t"].to_numpy(dtype=float)
+        self.vib = vib[["ax", "ay", "az"]].to_numpy()
+        self.notes = [json.loads(x) for x in store.get_text(self.key("notes.jsonl")).splitlines()]
+        self.labels = layout.read_labels(store, spec, sid)
+
+
 def test_same_config_gives_identical_bytes(tmp_path, tiny):
     store, _ = tiny
     again = LocalStore(tmp_path / "again")
@@ -50,43 +79,70 @@ def test_same_config_gives_identical_bytes(tmp_path, tiny):
         assert other_hashes[key] != hashes[key]
 
 
+def test_the_written_spec_parses_and_matches_the_files(tmp_path, tiny):
+    store, summary = tiny
+    spec = _spec(store)
+    shipped = schema.demo_spec()
+    assert spec.name == shipped.name and spec.labels.classes == list(schema.LABELS)
+    assert spec.stream_names == list(schema.MODALITIES) and spec.reference == "camera"
+    sessions = layout.read_sessions(store, spec)  # every declared column is in the table
+    assert list(sessions[spec.sessions.id_column]) == summary.session_ids
+    for sid in summary.session_ids:
+        listing = set(store.list(layout.session_folder(spec, sid)))
+        for name in spec.streams:
+            assert layout.stream_key(spec, sid, name, None) in listing, name
+        assert layout.session_key(spec, sid, spec.sessions.clock_file) in listing
+        s = _Session(store, spec, sid)
+        # the declared parameters are what the files hold
+        assert s.audio_rate == spec.params("audio").sample_rate
+        assert 0.8 < spec.params("vibration").sample_rate * np.median(np.diff(s.vib_times)) < 1.2
+        w, h = Image.open(io.BytesIO(store.get_bytes(s.frame_files[0]))).size
+        assert [w, h] == list(spec.checks("camera").frame_size)
+        assert (spec.params("camera").width, spec.params("camera").height) == (w, h)
+        assert set(s.labels["label"]) <= set(spec.labels.classes)
+    # a generator configured otherwise declares its own sizes
+    other = LocalStore(tmp_path / "small-spec")
+    generate_demo_data(other, DemoDataConfig(sessions=3, duration_s=6.0, audio_rate=8000))
+    assert _spec(other).params("audio").sample_rate == 8000
+
+
 def test_layout_is_readable_by_the_shared_readers(tiny):
     store, summary = tiny
-    manifest = raw_layout.read_manifest(store)
-    assert list(manifest["session_id"]) == summary.session_ids
+    spec = _spec(store)
+    manifest = layout.read_sessions(store, spec)
     assert manifest["subject_id"].str.match(r"^op-\d{3}$").all()
-    for rec in manifest.to_dict("records"):
-        s = raw_layout.load_session(store, rec["session_id"], rec)
-        assert s.problems == []
-        assert s.camera is not None and len(s.camera.files) == int(12.0 * 4.0)
-        assert s.audio is not None and s.audio.sample_rate == 16000
-        assert s.vibration is not None and s.vibration.values.shape[1] == 3
-        assert s.notes is not None
+    for sid in manifest["session_id"]:
+        s = _Session(store, spec, sid)
+        assert len(s.frame_files) == int(12.0 * 4.0)
+        assert s.audio_rate == 16000
+        assert s.vib.shape[1] == 3
+        assert isinstance(s.notes, list)
         labels = s.labels
-        assert set(labels["label"]) <= set(schema.LABELS)
         # Contiguous cover of the session on the reference clock.
         assert labels["start_s"].iloc[0] == 0.0 and labels["end_s"].iloc[-1] == 12.0
         np.testing.assert_allclose(labels["start_s"].iloc[1:], labels["end_s"].iloc[:-1])
         # Device streams cover the whole session once mapped back with the true clock.
-        truth = json.loads(store.get_text(f"truth/{rec['session_id']}.json"))
-        clock = raw_layout.ClockModel(**truth["audio"])
-        t0 = clock.to_reference(s.audio.start_s)
-        t1 = clock.to_reference(s.audio.start_s + s.audio.samples.size / 16000)
+        truth = json.loads(store.get_text(f"truth/{sid}.json"))
+        clock = ClockModel(**truth["audio"])
+        t0 = clock.to_reference(s.audio_start)
+        t1 = clock.to_reference(s.audio_start + s.audio.size / 16000)
         assert t0 < 0 and t1 > 12.0
-        vclock = raw_layout.ClockModel(**truth["vibration"])
-        assert vclock.to_reference(s.vibration.times[0]) < 0
-        assert vclock.to_reference(s.vibration.times[-1]) > 12.0
-        rate = 1 / np.median(np.diff(s.vibration.times))
+        vclock = ClockModel(**truth["vibration"])
+        assert vclock.to_reference(s.vib_times[0]) < 0
+        assert vclock.to_reference(s.vib_times[-1]) > 12.0
+        rate = 1 / np.median(np.diff(s.vib_times))
         assert 95 < rate < 105
 
 
 def test_true_offsets_recorded_and_metadata_is_wrong_by_at_most_1_5_s(tiny):
     store, summary = tiny
+    spec = _spec(store)
     for sid in summary.session_ids:
         truth = json.loads(store.get_text(f"truth/{sid}.json"))
-        clocks, doc = raw_layout.read_clock(store, sid)
-        assert doc["reference"] == "camera"
-        assert clocks["camera"] == raw_layout.ClockModel(0.0, 0.0)
+        clocks, _ = layout.read_clock_file(store, spec, sid)
+        doc = json.loads(store.get_text(layout.session_key(spec, sid, spec.sessions.clock_file)))
+        assert doc["reference"] == spec.reference == "camera"
+        assert clocks["camera"] == ClockModel(0.0, 0.0)
         for name in ("audio", "vibration", "notes"):
             limit = 2.0 if name == "notes" else DemoDataConfig().max_offset_s
             assert abs(truth[name]["offset_s"]) <= limit
@@ -133,31 +189,30 @@ def test_sync_cues_step_with_the_machine(tiny):
     cfg = DemoDataConfig(**TINY)
     sid = summary.session_ids[0]
     plan = plan_session(cfg, 0)
-    session = raw_layout.load_session(store, sid, {})
+    session = _Session(store, _spec(store), sid)
     rows, cols = status_light_box(64)
-    on = plan.machine_on.contains(session.camera.times)
+    on = plan.machine_on.contains(session.frame_times)
     green = np.array(
         [
             np.asarray(Image.open(io.BytesIO(store.get_bytes(f))))[rows, cols, 1].mean()
-            for f in session.camera.files
+            for f in session.frame_files
         ]
     )
     assert on.any() and (~on).any()
     assert green[on].min() > 150 > 80 > green[~on].max()
     truth = json.loads(store.get_text(f"truth/{sid}.json"))
     # Audio RMS per 0.1 s block is much higher while the machine runs (true clock).
-    a = session.audio
+    x = session.audio
     block = 1600
-    n = a.samples.size // block
-    rms = np.sqrt((a.samples[: n * block].reshape(n, block) ** 2).mean(axis=1))
-    t_dev = a.start_s + (np.arange(n) + 0.5) * block / a.sample_rate
-    t_ref = raw_layout.ClockModel(**truth["audio"]).to_reference(t_dev)
+    n = x.size // block
+    rms = np.sqrt((x[: n * block].reshape(n, block) ** 2).mean(axis=1))
+    t_dev = session.audio_start + (np.arange(n) + 0.5) * block / session.audio_rate
+    t_ref = ClockModel(**truth["audio"]).to_reference(t_dev)
     a_on = plan.machine_on.contains(t_ref)
     assert np.median(rms[a_on]) > 5 * np.median(rms[~a_on])
-    v = session.vibration
-    mag = np.linalg.norm(v.values, axis=1)
+    mag = np.linalg.norm(session.vib, axis=1)
     v_on = plan.machine_on.contains(
-        raw_layout.ClockModel(**truth["vibration"]).to_reference(v.times)
+        ClockModel(**truth["vibration"]).to_reference(session.vib_times)
     )
     assert np.median(mag[v_on]) > 5 * np.median(mag[~v_on])
 
@@ -168,7 +223,7 @@ def _auc(pos: list[float], neg: list[float]) -> float:
 
 
 def test_faults_are_audible_and_felt():
-    from modalops.demo_data import render_audio, render_vibration
+    from modalops_demo.generate import render_audio, render_vibration
 
     cfg = DemoDataConfig(duration_s=40.0)
     audio = {True: [], False: []}
@@ -196,7 +251,7 @@ def test_faults_are_audible_and_felt():
 
 
 def test_night_frames_are_darker_and_noisier():
-    from modalops.demo_data import render_frames
+    from modalops_demo.generate import render_frames
 
     cfg = DemoDataConfig(duration_s=5.0)
     stats = {"day": [], "night": []}
@@ -255,34 +310,38 @@ def test_each_corruption_produces_its_artifact(corrupted):
     for r in _by_kind(summary, "jpeg"):
         with pytest.raises(OSError):
             Image.open(io.BytesIO(store.get_bytes(r.file))).load()
+    spec = _spec(store)
     (r,) = _by_kind(summary, "truncated_wav")
     with pytest.raises(RawDataError, match="truncated WAV"):
-        raw_layout.decode_wav(store.get_bytes(r.file), r.file)
+        decode_wav(store.get_bytes(r.file), r.file)
     (r,) = _by_kind(summary, "sample_rate")
-    _, doc = raw_layout.read_clock(store, r.session_id)
-    with pytest.raises(RawDataError, match="8000 Hz, clock.json says 16000"):
-        raw_layout.read_audio(store, r.session_id, doc)
+    _, entries = layout.read_clock_file(store, spec, r.session_id)
+    _, rate = decode_wav(store.get_bytes(r.file), r.file)
+    assert rate == 8000 and entries["audio"]["sample_rate"] == 16000
     (r,) = _by_kind(summary, "nan_burst")
-    vib = raw_layout.read_vibration(store, r.session_id)
-    assert np.isnan(vib.values).any()
+    vib = pq.read_table(io.BytesIO(store.get_bytes(r.file))).to_pandas()[["ax", "ay", "az"]]
+    assert np.isnan(vib.to_numpy()).any()
     (r,) = _by_kind(summary, "flatline")
     vals = pq.read_table(io.BytesIO(store.get_bytes(r.file))).to_pandas()[["ax", "ay", "az"]]
     assert (vals.std() == 0).sum() == 1
     (r,) = _by_kind(summary, "shuffled_timestamps")
-    session = raw_layout.load_session(store, r.session_id, {})
-    assert any("out of order" in str(p) and p.path == store.uri(r.file) for p in session.problems)
+    times = pq.read_table(io.BytesIO(store.get_bytes(r.file))).to_pandas()["t"].to_numpy(float)
+    with pytest.raises(RawDataError, match="out of order") as err:
+        layout.check_times(store.uri(r.file), times, "vibration")
+    assert err.value.path == store.uri(r.file)
     (r,) = _by_kind(summary, "missing_modality")
     assert not store.exists(r.file)
     (r,) = _by_kind(summary, "unknown_label")
-    labels = raw_layout.read_labels(store, r.session_id)
-    assert not set(labels["label"]) <= set(schema.LABELS)
+    # the core's label reader refuses classes the spec does not declare, naming the file and line
+    with pytest.raises(RawDataError, match=r"unknown labels .* \(first at line \d+\)"):
+        layout.read_labels(store, spec, r.session_id)
 
 
 def test_subtle_label_corruptions_change_labels_but_stay_valid(corrupted):
     store, summary = corrupted
     for kind in ("label_shift", "label_swap"):
         for sid in {r.session_id for r in _by_kind(summary, kind)}:
-            noisy = raw_layout.read_labels(store, sid)
+            noisy = layout.read_labels(store, _spec(store), sid)
             clean = pd.read_csv(io.BytesIO(store.get_bytes(f"truth/labels/{sid}.csv")))
             if kind == "label_shift":
                 assert not np.allclose(noisy["start_s"], clean["start_s"])

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.run_timing import stage_times
 from modalops.config import load_config
-from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.run_timing import stage_times
-from modalops.schema import LABELS, SPLITS
-from modalops.shards import iter_raw_samples, load_manifest
+from modalops.dataset.columns import SPLITS
+from modalops.shard import iter_raw_samples, load_manifest
 from modalops.store import open_store
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
+from modalops_demo.names import LABELS
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -69,6 +70,9 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     assert champion.tags.get("dataset_version") == version
     run = client.get_run(champion.run_id)
     assert run.info.artifact_uri.startswith(f"{store_uri}/"), run.info.artifact_uri
+    # the dataset version carries the spec it was built from, and so does the model
+    assert manifest.spec["name"] == "industrial-safety-demo"
+    assert champion.tags.get("dataset_spec_digest") == manifest.spec_digest
 
     # the Prefect server recorded the flow run as completed
     flow_run_id = champion.tags.get("prefect_flow_run_id")
@@ -90,12 +94,13 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     held_out = [
         s for _, s in zip(range(12), iter_raw_samples(store, manifest, "test"), strict=False)
     ]
+    streams = [s["streams"] for s in held_out]
     frame = pd.DataFrame(
         {
-            "camera": [s["camera"] for s in held_out],  # JPEG bytes
-            "audio": [s["audio"] for s in held_out],  # WAV bytes
-            "vibration": [np.load(io.BytesIO(s["vibration"])).tolist() for s in held_out],
-            "notes": [s["notes"] or "" for s in held_out],
+            "camera": [s["camera"] for s in streams],  # JPEG bytes
+            "audio": [s["audio"] for s in streams],  # WAV bytes
+            "vibration": [np.load(io.BytesIO(s["vibration"])).tolist() for s in streams],
+            "notes": [s["notes"] or "" for s in streams],
         }
     )
     out = model.predict(frame)

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import webdataset as wds
 
 from modalops.config.evaluate import EvaluateConfig
-from modalops.evaluation import (
+from modalops.config.pipeline import ShardConfig
+from modalops.evaluate import (
     EvaluationReport,
     ModelOutputs,
     SplitTruth,
     build_report,
+    drop_stream,
     evaluate_models,
 )
-from modalops.models import save_checkpoint
-from modalops.schema import LABELS, SHARD_EXT
-from modalops.shards import DatasetManifest, SplitInfo
+from modalops.shard import write_shards
 from modalops.store import open_store
+from modalops.testing.models import (
+    fit_tiny,
+    make_samples,
+    other_spec,
+    samples_table,
+    save_tiny,
+    tiny_classifier,
+)
+from modalops_demo.names import LABELS, demo_spec
 
 CFG = EvaluateConfig(slices=["site", "lighting"], n_boot=100, min_slice_n=5, slice_margin=0.1)
 
@@ -66,7 +73,7 @@ def report():
     )
     camera = ModelOutputs("camera", ["camera"], _probs(vbase, rng, 4.0), _probs(tbase, rng, 4.0))
     return build_report(
-        [fused, camera], val, test, CFG.model_copy(update={"hourly_price_usd": 3.6})
+        [fused, camera], val, test, CFG.model_copy(update={"hourly_price_usd": 3.6}), labels=LABELS
     )
 
 
@@ -121,75 +128,108 @@ def test_build_report_refuses_mismatched_predictions(report):
     (val, _), (test, _) = _split(10, rng), _split(10, rng)
     bad = ModelOutputs("fused", ["camera"], np.full((10, 4), 0.25), np.full((9, 4), 0.25))
     with pytest.raises(ValueError, match="fused: 10/9"):
-        build_report([bad], val, test, CFG)
+        build_report([bad], val, test, CFG, labels=LABELS)
+
+
+def test_build_report_refuses_predictions_with_other_classes():
+    rng = np.random.default_rng(2)
+    (val, _), (test, _) = _split(10, rng), _split(10, rng)
+    fused = ModelOutputs("fused", ["a"], np.full((10, 4), 0.25), np.full((10, 4), 0.25))
+    with pytest.raises(ValueError, match="4 classes, the dataset spec declares 3"):
+        build_report([fused], val, test, CFG, labels=["idle", "walk", "run"])
+
+
+def test_drop_stream_empties_one_stream_only():
+    sample = {"key": "s__000001", "streams": {"a": b"x", "b": "text"}, "label_index": 0}
+    out = drop_stream(sample, "a")
+    assert out["streams"] == {"a": None, "b": "text"} and sample["streams"]["a"] == b"x"
 
 
 # ---- the stage on real shards ------------------------------------------------------------------
 
 
-def _write_split(store, split, samples):
-    buf = io.BytesIO()
-    with wds.TarWriter(buf) as tar:
-        for s in samples:
-            session, window = s["key"].split("__")
-            member = {
-                "__key__": s["key"],
-                "json": json.dumps(
-                    {
-                        "label": LABELS[s["label_index"]],
-                        "label_index": s["label_index"],
-                        "session_id": session,
-                        "window_index": int(window),
-                        "metadata": s["meta"],
-                    }
-                ).encode(),
-                SHARD_EXT["camera"]: s["camera"],
-                SHARD_EXT["audio"]: s["audio"],
-                SHARD_EXT["notes"]: s["notes"].encode(),
-            }
-            npy = io.BytesIO()
-            np.save(npy, s["vibration"])
-            member[SHARD_EXT["vibration"]] = npy.getvalue()
-            tar.write(member)
-    key = f"datasets/v1/{split}-000000.tar"
-    store.put_bytes(key, buf.getvalue())
-    sessions = sorted({s["key"].split("__")[0] for s in samples})
-    return SplitInfo([key], len(samples), sessions, {})
+def _dataset(store, spec, seed=0):
+    """Synthetic samples of `spec` written as a real dataset version by shard.write_shards."""
+    samples = make_samples(spec, 72, seed=seed, sessions=12)
+    store.put_bytes("aligned/part-000.parquet", samples_table(spec, samples).to_parquet())
+    return write_shards(
+        store, spec, ["aligned/part-000.parquet"], None, ShardConfig(samples_per_shard=16),
+        window_s=1.0,
+    ), samples  # fmt: skip
+
+
+class Trained:  # train.TrainResult's shape, as far as the evaluation reads it
+    def __init__(self, model_id, streams, key):
+        self.model_id, self.streams, self.checkpoint_key = model_id, streams, key
+
+
+def _train(store, tmp_path, spec, samples, plan):
+    out = []
+    for model_id, streams, steps in plan:
+        model = fit_tiny(tiny_classifier(spec, streams, seed=3), samples, steps)
+        path = save_tiny(model, tmp_path / f"{model_id}.pt")
+        store.put_file(f"models/{model_id}.pt", path)
+        out.append(Trained(model_id, streams, f"models/{model_id}.pt"))
+    return out
 
 
 def test_evaluate_models_on_shards(tmp_path):
-    from test_serving import fit_tiny, make_samples
-
+    spec = demo_spec()
     store = open_store(str(tmp_path / "store"))
-    train, val, test = make_samples(16, 0), make_samples(12, 1), make_samples(12, 2)
-    splits = {"val": _write_split(store, "val", val), "test": _write_split(store, "test", test)}
-    manifest = DatasetManifest("v1", store.root, "datasets/v1", splits, {}, {})
-
-    class Trained:  # training.TrainResult's shape
-        def __init__(self, model_id, modalities, key):
-            self.model_id, self.modalities, self.checkpoint_key = model_id, modalities, key
-
-    trained = []
-    for model_id, steps in (("fused", 40), ("camera", 0)):
-        model = fit_tiny(train, steps)
-        path = tmp_path / f"{model_id}.pt"
-        save_checkpoint(model, path, {})
-        store.put_file(f"models/{model_id}.pt", path)
-        trained.append(
-            Trained(model_id, ["camera", "audio", "vibration", "notes"], f"models/{model_id}.pt")
-        )
+    manifest, samples = _dataset(store, spec)
+    streams = list(spec.streams)
+    trained = _train(
+        store, tmp_path, spec, samples, [("fused", streams, 40), (streams[0], streams[:1], 0)]
+    )
     cfg = CFG.model_copy(update={"latency_samples": 3})
     rep = evaluate_models(store, manifest, trained, cfg, "runs/r1/evaluation")
-    assert rep.headline["dataset_version"] == "v1" and rep.headline["n_test"] == 12
+    n_test = manifest.splits["test"].n_samples
+    assert rep.headline["dataset_version"] == manifest.version and rep.headline["n_test"] == n_test
     assert rep.headline["lift"] > 0  # 40 steps beat an untrained model on unseen samples
-    assert set(rep.robustness["removed"]) == {"camera", "audio", "vibration", "notes"}
+    assert set(rep.robustness["removed"]) == set(streams)
     assert rep.models["n_params"].gt(0).all() and rep.models["latency_p95_ms"].gt(0).all()
+    assert rep.labels == list(LABELS) and list(rep.per_class["label"].unique()) == list(LABELS)
     html = store.get_text("runs/r1/evaluation/report.html")
     assert html.count("data:image/png;base64,") == 5
     assert store.get_bytes("runs/r1/evaluation/plots/reliability.png")[:4] == b"\x89PNG"
-    assert (
-        EvaluationReport.from_json(store.get_text("runs/r1/evaluation/report.json")).headline[
-            "n_test"
-        ]
-        == 12
+    back = EvaluationReport.from_json(store.get_text("runs/r1/evaluation/report.json"))
+    assert back.headline["n_test"] == n_test and back.labels == list(LABELS)
+
+
+def test_a_non_demo_spec_drives_classes_slices_and_robustness(tmp_path):
+    """Nothing of the demo: a video + 6-channel IMU dataset with 3 classes and a `device` slice."""
+    spec = other_spec()
+    store = open_store(str(tmp_path / "store"))
+    manifest, samples = _dataset(store, spec, seed=4)
+    trained = _train(
+        store, tmp_path, spec, samples, [("fused", ["wrist_video", "imu"], 30), ("imu", ["imu"], 5)]
     )
+    # slices: null in the config -> the spec's metadata.slices
+    cfg = EvaluateConfig(n_boot=50, latency_samples=2, min_slice_n=1)
+    rep = evaluate_models(store, manifest, trained, cfg, "runs/r2/evaluation")
+    assert rep.labels == ["idle", "walk", "run"]
+    assert set(rep.slices["column"]) == {"device"}
+    assert set(rep.slices["value"]) == {"device_a", "device_b"}
+    assert set(rep.robustness["removed"]) == {"wrist_video", "imu"}
+    assert np.asarray(rep.confusion["fused"]).shape == (3, 3)
+    assert set(rep.models["model_id"]) == {"fused", "imu"}
+    # an explicit override wins over the spec
+    rep2 = evaluate_models(
+        store, manifest, trained, cfg.model_copy(update={"slices": ["firmware"]}), "runs/r3/e"
+    )
+    assert set(rep2.slices["column"]) == {"firmware"}
+
+
+def test_a_model_trained_on_another_spec_is_refused(tmp_path):
+    from modalops.dataset.spec import SpecError
+
+    spec, other = demo_spec(), other_spec()
+    store = open_store(str(tmp_path / "store"))
+    manifest, _ = _dataset(store, other, seed=1)
+    model = tiny_classifier(spec)
+    store.put_file("models/fused.pt", save_tiny(model, tmp_path / "fused.pt"))
+    with pytest.raises(SpecError, match="does not match the spec the model fused was trained on"):
+        evaluate_models(
+            store, manifest, [Trained("fused", list(spec.streams), "models/fused.pt")],
+            EvaluateConfig(n_boot=10), "runs/r4/evaluation",
+        )  # fmt: skip

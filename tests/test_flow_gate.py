@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from modalops.config import load_config
-from modalops.demo_data import DemoDataConfig, generate_demo_data
 from modalops.store import open_store
-from modalops.validation import ValidationGateError
+from modalops.validate import ValidationGateError
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,7 @@
 """Every corruption kind the demo generator injects is caught by the real ingest → align →
-validate chain, with its own reason (issue 4); what the scorer counts as caught is tested too."""
+validate chain, with its own reason (issue 4); what the scorer counts as caught is tested too.
+
+The chain runs with the spec the generator writes at the raw root (modalops_demo/dataset.yaml)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ import pytest
 
 from modalops import quarantine
 from modalops.config.validate import ValidateConfig
-from modalops.corruption import CORRUPTION_KINDS, CorruptionRecord
-from modalops.demo_data import DemoDataConfig, generate_demo_data
-from modalops.detection import (
+from modalops.store import open_store
+from modalops_demo.corruption import CORRUPTION_KINDS, CorruptionRecord
+from modalops_demo.detection import (
     EVIDENCE,
     detection_table,
     flag_scores,
@@ -18,7 +20,7 @@ from modalops.detection import (
     score_detections,
     wrong_label_windows,
 )
-from modalops.store import open_store
+from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
 LABEL_KINDS = ("label_shift", "label_swap")
 FILE_KINDS = tuple(k for k in CORRUPTION_KINDS if k not in LABEL_KINDS)
@@ -188,7 +190,7 @@ def test_wrong_labels_are_caught_with_their_reason(label_defects):
     assert scores["flagged"] == len(flags)
     assert scores["flag_precision"] >= 0.6 and scores["flag_recall"] >= 0.5, scores
     q = noisy.quarantine[noisy.quarantine["reason"].str.startswith("label_inconsistent")]
-    assert len(q) == len(flags) and (q["modality"] == "labels").all()
+    assert len(q) == len(flags) and (q["stream"] == "labels").all()
 
 
 @pytest.mark.slow

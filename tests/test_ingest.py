@@ -7,15 +7,22 @@ import shutil
 import numpy as np
 import pytest
 
-from modalops import schema
 from modalops.config.data import IngestConfig
-from modalops.demo_data import CORRUPTION_KINDS, DemoDataConfig, generate_demo_data
-from modalops.ingest import CATALOG_COLUMNS, STREAMS, ingest_recordings, pseudonymise
+from modalops.dataset.errors import RawDataError
+from modalops.ingest import catalog_columns, ingest_recordings, pseudonymise, session_items
 from modalops.quarantine import QUARANTINE_COLUMNS
-from modalops.raw_layout import RawDataError
 from modalops.store import LocalStore
+from modalops_demo import names as demo
+from modalops_demo.generate import CORRUPTION_KINDS, DemoDataConfig, generate_demo_data
 
 TINY = DemoDataConfig(sessions=3, duration_s=12.0)
+SPEC = demo.demo_spec()
+STREAMS = session_items(SPEC)
+CATALOG_COLUMNS = catalog_columns(SPEC)
+
+
+def ingest(store, cfg=None):
+    return ingest_recordings(store, SPEC, cfg or IngestConfig())
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +33,24 @@ def clean(tmp_path_factory):
 
 
 def test_clean_data_is_fully_catalogued(clean):
-    result = ingest_recordings(clean, IngestConfig())
+    result = ingest(clean)
     cat = result.catalog
     assert list(cat.columns) == list(CATALOG_COLUMNS)
     assert len(result.quarantine) == 0
     assert len(cat) == 3 * len(STREAMS)
     assert (cat["status"] == "ok").all() and cat["reason"].isna().all()
     assert cat["content_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
-    by = cat.set_index(["session_id", "modality"])
+    by = cat.set_index(["session_id", "stream"])
     cam = by.loc[("sess-0000", "camera")]
-    assert cam["n_items"] == 48 and cam["n_corrupt_frames"] == 0
-    assert cam["width"] == 64 and cam["height"] == 64
+    assert cam["n_items"] == 48 and cam["n_bad_items"] == 0 and cam["kind"] == "image"
+    assert cam["width"] == 64 and cam["height"] == 64 and cam["n_channels"] == 3
     assert cam["sample_rate"] == pytest.approx(4.0, rel=0.1)
     audio = by.loc[("sess-0000", "audio")]
     assert audio["sample_rate"] == 16000 and audio["duration_s"] > 12.0
     assert audio["t_last"] - audio["t_first"] == pytest.approx(audio["duration_s"], abs=1e-3)
     vib = by.loc[("sess-0000", "vibration")]
     assert vib["sample_rate"] == pytest.approx(100.0, rel=0.02)
-    assert vib["nan_fraction"] == 0.0 and vib["flat_channels"] == 0
+    assert vib["nan_fraction"] == 0.0 and vib["flat_channels"] == 0 and vib["n_channels"] == 3
     labels = by.loc[("sess-0000", "labels")]
     assert labels["t_first"] == 0.0 and labels["t_last"] == 12.0
     # Subjects are pseudonymised, never carried raw.
@@ -52,20 +59,18 @@ def test_clean_data_is_fully_catalogued(clean):
 
 
 def test_hashes_are_stable_and_track_content(clean, tmp_path):
-    first = ingest_recordings(clean, IngestConfig()).catalog
-    again = ingest_recordings(clean, IngestConfig()).catalog
+    first = ingest(clean).catalog
+    again = ingest(clean).catalog
     assert first["content_hash"].tolist() == again["content_hash"].tolist()
     # Same seed written elsewhere: same hashes (hashes depend on bytes, not paths).
     copy = LocalStore(tmp_path / "copy")
     generate_demo_data(copy, TINY)
-    assert ingest_recordings(copy, IngestConfig()).catalog["content_hash"].tolist() == (
-        first["content_hash"].tolist()
-    )
+    assert ingest(copy).catalog["content_hash"].tolist() == (first["content_hash"].tolist())
     # Changing one frame changes the camera hash of that session only.
     key = "sessions/sess-0001/camera/f000003.jpg"
     copy.put_bytes(key, clean.get_bytes("sessions/sess-0001/camera/f000004.jpg"))
-    changed = ingest_recordings(copy, IngestConfig()).catalog
-    diff = changed.loc[changed["content_hash"] != first["content_hash"], ["session_id", "modality"]]
+    changed = ingest(copy).catalog
+    diff = changed.loc[changed["content_hash"] != first["content_hash"], ["session_id", "stream"]]
     assert diff.values.tolist() == [["sess-0001", "camera"]]
 
 
@@ -77,7 +82,7 @@ def test_pseudonymise_is_stable_and_salted():
 
 
 def test_max_sessions(clean):
-    cat = ingest_recordings(clean, IngestConfig(max_sessions=2)).catalog
+    cat = ingest(clean, IngestConfig(max_sessions=2)).catalog
     assert sorted(cat["session_id"].unique()) == ["sess-0000", "sess-0001"]
 
 
@@ -85,21 +90,21 @@ def test_missing_session_directory_is_quarantined_whole(clean, tmp_path):
     shutil.copytree(clean.root, tmp_path / "raw")
     store = LocalStore(tmp_path / "raw")
     shutil.rmtree(tmp_path / "raw" / "sessions" / "sess-0002")
-    result = ingest_recordings(store, IngestConfig())
+    result = ingest(store)
     lost = result.catalog[result.catalog["session_id"] == "sess-0002"]
     assert len(lost) == len(STREAMS) and (lost["status"] == "quarantined").all()
-    assert lost["reason"].str.contains("session directory is missing").all()
+    assert lost["reason"].str.contains("session folder is missing").all()
     q = result.quarantine
-    assert q["session_id"].tolist() == ["sess-0002"] and q["modality"].isna().all()
+    assert q["session_id"].tolist() == ["sess-0002"] and q["stream"].isna().all()
     others = result.catalog[result.catalog["session_id"] != "sess-0002"]
     assert (others["status"] == "ok").all() and len(others) == 2 * len(STREAMS)
 
 
 def test_unreadable_manifest_raises_naming_the_file(tmp_path):
     store = LocalStore(tmp_path)
-    store.put_text(schema.SESSIONS_MANIFEST, "session_id,site\ns1,a\n")
+    store.put_text(demo.SESSIONS_MANIFEST, "session_id,site\ns1,a\n")
     with pytest.raises(RawDataError, match="sessions.csv: missing columns"):
-        ingest_recordings(store, IngestConfig())
+        ingest(store)
 
 
 @pytest.fixture(scope="module")
@@ -107,22 +112,22 @@ def corrupted(tmp_path_factory):
     store = LocalStore(tmp_path_factory.mktemp("bad"))
     cfg = DemoDataConfig(sessions=8, duration_s=12.0, corrupt=dict.fromkeys(CORRUPTION_KINDS, 0.1))
     summary = generate_demo_data(store, cfg)
-    return store, summary, ingest_recordings(store, IngestConfig())
+    return store, summary, ingest(store)
 
 
 EXPECTED_REASON = {
     "truncated_wav": "truncated WAV",
-    "sample_rate": "sample rate 8000 Hz, clock.json says 16000 Hz",
+    "sample_rate": "sample rate 8000 Hz, the clock file says 16000 Hz",
     "shuffled_timestamps": "timestamps out of order",
     "missing_modality": "file is missing",
     "unknown_label": "unknown labels",
 }
 FILE_MODALITY = {
-    schema.AUDIO_FILE: "audio",
-    schema.VIBRATION_FILE: "vibration",
-    schema.NOTES_FILE: "notes",
-    schema.LABELS_FILE: "labels",
-    schema.FRAMES_INDEX: "camera",
+    demo.AUDIO_FILE: "audio",
+    demo.VIBRATION_FILE: "vibration",
+    demo.NOTES_FILE: "notes",
+    demo.LABELS_FILE: "labels",
+    demo.FRAMES_INDEX: "camera",
 }
 
 
@@ -140,12 +145,12 @@ def test_each_unreadable_kind_is_quarantined_with_its_reason(corrupted, kind):
     assert records
     for r in records:
         modality = _modality_of(r.file)
-        row = result.catalog.set_index(["session_id", "modality"]).loc[(r.session_id, modality)]
+        row = result.catalog.set_index(["session_id", "stream"]).loc[(r.session_id, modality)]
         assert row["status"] == "quarantined"
         assert EXPECTED_REASON[kind] in row["reason"]
         assert store.uri(r.file) in row["reason"]  # the reason names the file
         q = result.quarantine
-        hit = q[(q["session_id"] == r.session_id) & (q["modality"] == modality)]
+        hit = q[(q["session_id"] == r.session_id) & (q["stream"] == modality)]
         assert len(hit) == 1 and hit["uri"].iloc[0] == store.uri(r.file)
         assert hit["stage"].iloc[0] == "ingest"
 
@@ -157,19 +162,19 @@ def test_corrupt_frames_get_one_row_each_and_the_stream_stays_ok(corrupted):
     frame_rows = q[q["uri"].str.endswith(".jpg")]
     # Frames of a session whose frames index is unreadable are never opened.
     unindexed = set(
-        result.catalog.query("modality == 'camera' and status == 'quarantined'")["session_id"]
+        result.catalog.query("stream == 'camera' and status == 'quarantined'")["session_id"]
     )
     expected = {store.uri(r.file) for r in bad if r.session_id not in unindexed}
     assert set(frame_rows["uri"]) == expected
-    assert frame_rows["reason"].str.contains(r"\.jpg: not (?:a decodable JPEG|an image)").all()
-    cams = result.catalog.query("modality == 'camera' and status == 'ok'").set_index("session_id")
-    for sid, n in cams["n_corrupt_frames"].items():
+    assert frame_rows["reason"].str.contains(r"\.jpg: not (?:a decodable JPEG/PNG|an image)").all()
+    cams = result.catalog.query("stream == 'camera' and status == 'ok'").set_index("session_id")
+    for sid, n in cams["n_bad_items"].items():
         assert n == sum(1 for r in bad if r.session_id == sid)
 
 
 def test_telemetry_defects_are_recorded_not_quarantined(corrupted):
     store, summary, result = corrupted
-    cat = result.catalog.set_index(["session_id", "modality"])
+    cat = result.catalog.set_index(["session_id", "stream"])
     (nan,) = [r for r in summary.corrupted if r.kind == "nan_burst"]
     row = cat.loc[(nan.session_id, "vibration")]
     assert row["status"] == "ok" and 0 < row["nan_fraction"] < 0.5
@@ -187,12 +192,12 @@ def test_rest_of_the_dataset_is_still_catalogued(corrupted):
         (r.session_id, _modality_of(r.file)) for r in summary.corrupted if r.kind in EXPECTED_REASON
     }
     quarantined = set(
-        map(tuple, cat.loc[cat["status"] == "quarantined", ["session_id", "modality"]].values)
+        map(tuple, cat.loc[cat["status"] == "quarantined", ["session_id", "stream"]].values)
     )
     assert quarantined == hit
     ok = cat[cat["status"] == "ok"]
     assert ok["content_hash"].notna().all() and (ok["n_bytes"] > 0).all()
-    assert np.isfinite(ok.loc[ok["modality"] == "audio", "duration_s"].astype(float)).all()
+    assert np.isfinite(ok.loc[ok["stream"] == "audio", "duration_s"].astype(float)).all()
 
 
 def test_ingest_reads_an_s3_prefix_like_a_directory(clean, monkeypatch):
@@ -209,8 +214,8 @@ def test_ingest_reads_an_s3_prefix_like_a_directory(clean, monkeypatch):
         boto3.client("s3").create_bucket(Bucket="raw")
         s3 = S3Store("s3://raw/demo")
         s3.put_dir("", clean.root)
-        remote = ingest_recordings(s3, IngestConfig())
-    local = ingest_recordings(clean, IngestConfig())
+        remote = ingest(s3)
+    local = ingest(clean)
     assert len(remote.quarantine) == 0
     assert remote.catalog["uri"].str.startswith("s3://raw/demo/sessions/").all()
     assert remote.catalog["content_hash"].tolist() == local.catalog["content_hash"].tolist()

@@ -8,12 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_validation import make_catalog
 
-from modalops import schema
 from modalops.config.validate import ValidateConfig
-from modalops.raw_layout import encode_wav
-from modalops.validation import label_noise, validate_dataset
+from modalops.kinds.audio.wav import encode_wav
+from modalops.kinds.image.stats import THUMB
+from modalops.testing.samples import make_catalog
+from modalops.validate import label_check, validate_dataset
+from modalops_demo.names import demo_spec
+
+SPEC = demo_spec()
+LABELS = SPEC.labels.classes
+LABEL_INDEX = SPEC.labels.index()
 
 N_SESSIONS, WINDOWS = 12, 40
 
@@ -64,7 +69,7 @@ def make_samples(seed: int = 0) -> pd.DataFrame:
         # runs of 2-5 windows per label, like label intervals
         labels: list[str] = []
         while len(labels) < WINDOWS:
-            labels += [str(rng.choice(schema.LABELS))] * int(rng.integers(2, 6))
+            labels += [str(rng.choice(LABELS))] * int(rng.integers(2, 6))
         for w, label in enumerate(labels[:WINDOWS]):
             cam, aud, vib = window_payloads(rng, background, label, axis)
             rows.append(
@@ -76,14 +81,14 @@ def make_samples(seed: int = 0) -> pd.DataFrame:
                     "label": label,
                     "label_overlap": 1.0,
                     "boundary": False,
-                    "has_camera": True,
-                    "has_audio": True,
-                    "has_vibration": True,
-                    "has_notes": False,
-                    "camera_jpeg": cam,
-                    "audio_wav": aud,
-                    "vibration_npy": vib,
-                    "notes_text": "",
+                    "has__camera": True,
+                    "has__audio": True,
+                    "has__vibration": True,
+                    "has__notes": False,
+                    "x__camera": cam,
+                    "x__audio": aud,
+                    "x__vibration": vib,
+                    "x__notes": "",
                     "station_id": f"st{s % 3}",
                     "site": ("plant-a", "plant-b")[s % 2],
                     "camera_model": "cam-x",
@@ -102,7 +107,7 @@ def swap_labels(samples: pd.DataFrame, n: int, seed: int = 1) -> tuple[pd.DataFr
     out = samples.copy()
     rows = rng.choice(len(out), size=n, replace=False)
     for i in rows:
-        others = [x for x in schema.LABELS if x != out.at[i, "label"]]
+        others = [x for x in LABELS if x != out.at[i, "label"]]
         out.at[i, "label"] = others[int(rng.integers(0, len(others)))]
     wrong = np.zeros(len(out), dtype=bool)
     wrong[rows] = True
@@ -122,9 +127,10 @@ def clean() -> pd.DataFrame:
 
 def test_features_are_finite_and_mark_missing_or_broken_payloads(clean):
     samples = clean.head(40).copy()
-    samples.loc[3, "camera_jpeg"] = b"not a jpeg"
-    samples.loc[4, "audio_wav"] = None
-    samples.loc[5, "notes_text"] = "bearing noise at press 3"
+    samples.loc[3, "x__camera"] = b"not a jpeg"
+    samples.loc[4, "x__audio"] = None
+    samples.loc[5, "x__notes"] = "bearing noise at press 3"
+    samples.loc[5, "has__notes"] = True
     feats = label_features_by_modality(samples)
     for modality, block in feats.items():
         assert np.isfinite(block).all(), modality
@@ -137,13 +143,13 @@ def test_features_are_finite_and_mark_missing_or_broken_payloads(clean):
 
 
 def label_features_by_modality(samples: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {m: label_noise.label_features(samples, [m]) for m in schema.MODALITIES}
+    return {m: label_check.label_features(samples, SPEC, [m]) for m in SPEC.stream_names}
 
 
 def test_camera_change_map_finds_the_object_on_any_background(clean):
     """Distance from the session's median frame: one threshold separates frames with the object
     from frames without it across sessions with different backgrounds."""
-    change = label_noise.label_features(clean, ["camera"])[:, : label_noise.THUMB**2]
+    change = label_check.label_features(clean, SPEC, ["camera"])[:, : THUMB**2]
     strongest = change.max(axis=1)
     person = clean["label"].isin(["proximity", "near_miss"]).to_numpy()
     assert strongest[person].min() > 2 * strongest[~person].max()
@@ -164,7 +170,7 @@ def test_confident_flags_follow_the_confident_joint():
         ]
     )
     given = np.array([0, 0, 0, 1, 1, 2])
-    flagged, suggested, thresholds = label_noise.confident_flags(probs, given, 4)
+    flagged, suggested, thresholds = label_check.confident_flags(probs, given, 4)
     assert thresholds[:3] == pytest.approx([0.6, 0.8, 0.8])
     assert thresholds[3] == 1.0  # no window given class 3
     assert flagged.tolist() == [False, False, True, False, False, False]
@@ -179,17 +185,17 @@ def test_folds_never_train_on_the_judged_session():
     groups = np.repeat(np.arange(10), 20)
     labels = np.repeat(rng.integers(0, 4, 10), 20)  # one label per session
     features = np.eye(10)[groups] + rng.normal(0, 0.01, (200, 10))
-    probs, folds = label_noise.out_of_fold_probs(features, labels, groups.astype(str), 4, 5)
+    probs, folds = label_check.out_of_fold_probs(features, labels, groups.astype(str), 4, 5)
     assert folds == 5
     assert probs[np.arange(200), labels].mean() < 0.5  # in-sample it would be near 1
 
 
 def test_check_flags_swapped_labels_and_keeps_clean_ones(clean):
-    on_clean = label_noise.check_labels(clean)
+    on_clean = label_check.check_labels(clean, SPEC)
     assert on_clean.folds == 5
     assert on_clean.flagged.sum() <= 2  # ≤ 0.5% of 480 windows
     noisy, wrong = swap_labels(clean, 40)
-    result = label_noise.check_labels(noisy)
+    result = label_check.check_labels(noisy, SPEC)
     hits = int((result.flagged & wrong).sum())
     # conservative by design (a flag needs another class confidently predicted): on this tiny
     # set (linear model, 400 training windows) over half the swaps are caught, and nearly
@@ -197,11 +203,11 @@ def test_check_flags_swapped_labels_and_keeps_clean_ones(clean):
     assert hits >= 20, f"recall {hits}/40"
     assert hits >= 0.9 * result.flagged.sum(), f"precision {hits}/{result.flagged.sum()}"
     # the suggestion for a flagged window is its true label
-    true = clean["label"].map(schema.LABEL_INDEX).to_numpy()
+    true = clean["label"].map(LABEL_INDEX).to_numpy()
     both = result.flagged & wrong
     assert (result.suggested[both] == true[both]).mean() >= 0.9
     # a second round (retrained without round one's flags) flags fewer clean windows
-    one_round = label_noise.check_labels(noisy, rounds=1)
+    one_round = label_check.check_labels(noisy, SPEC, rounds=1)
     assert (one_round.flagged & ~wrong).sum() >= (result.flagged & ~wrong).sum()
 
 
@@ -209,7 +215,7 @@ def test_unlabelled_windows_are_not_judged(clean):
     samples = clean.copy()
     samples.loc[:9, "label"] = None
     samples.loc[10, "label"] = "smoke"
-    result = label_noise.check_labels(samples)
+    result = label_check.check_labels(samples, SPEC)
     assert (result.given[:11] == -1).all()
     assert not result.flagged[:11].any()
     assert np.isnan(result.probs[:11]).all()
@@ -217,7 +223,7 @@ def test_unlabelled_windows_are_not_judged(clean):
 
 
 def test_too_few_sessions_skip_the_check(clean):
-    result = label_noise.check_labels(clean[clean["session_id"] == "s00"])
+    result = label_check.check_labels(clean[clean["session_id"] == "s00"], SPEC)
     assert result.folds == 0 and not result.flagged.any()
 
 
@@ -226,14 +232,14 @@ def test_too_few_sessions_skip_the_check(clean):
 
 def test_gate_rejects_flagged_windows_with_their_reason(clean):
     noisy, wrong = swap_labels(clean, 40)
-    catalog = make_catalog(noisy)
+    catalog = make_catalog(noisy, SPEC)
     assert ValidateConfig().label_check  # on by default (skipped below min_windows)
-    off = validate_dataset(catalog, noisy, ValidateConfig(label_check=False))
+    off = validate_dataset(SPEC, catalog, noisy, ValidateConfig(label_check=False))
     assert "label_consistency" not in {c.check for c in off.checks}
     assert off.rejected.empty
 
     cfg = ValidateConfig(label_check=True, label_check_min_windows=0, max_bad_fraction=0.03)
-    result = validate_dataset(catalog, noisy, cfg)
+    result = validate_dataset(SPEC, catalog, noisy, cfg)
     row = next(c for c in result.checks if c.check == "label_consistency")
     n = len(result.rejected)
     assert n >= 20
@@ -247,7 +253,7 @@ def test_gate_rejects_flagged_windows_with_their_reason(clean):
         .all()
     )
     assert (result.quarantine["stage"] == "validate").all()
-    assert (result.quarantine["modality"] == "labels").all()
+    assert (result.quarantine["stream"] == "labels").all()
     assert len(result.quarantine) == n
     assert result.bad_fraction == pytest.approx(n / len(noisy))
     assert not result.passed
@@ -257,15 +263,15 @@ def test_gate_rejects_flagged_windows_with_their_reason(clean):
 
     # a warning only: the flagged windows are still rejected and counted
     warn = cfg.model_copy(update={"severity": {"label_consistency": "warn"}})
-    relaxed = validate_dataset(catalog, noisy, warn)
+    relaxed = validate_dataset(SPEC, catalog, noisy, warn)
     assert len(relaxed.rejected) == n
     assert [c.check for c in relaxed.failures] == ["bad_sample_fraction"]
 
 
 def test_gate_skips_windows_already_rejected(clean):
     samples = clean.copy()
-    samples.loc[0, "audio_wav"] = b"RIFF broken"
-    result = validate_dataset(make_catalog(samples), samples, ON)
+    samples.loc[0, "x__audio"] = b"RIFF broken"
+    result = validate_dataset(SPEC, make_catalog(samples, SPEC), samples, ON)
     first = result.rejected[
         (result.rejected["session_id"] == "s00") & (result.rejected["window_index"] == 0)
     ]
@@ -275,13 +281,22 @@ def test_gate_skips_windows_already_rejected(clean):
     assert row.passed
 
 
-def test_config_refuses_unknown_label_check_modality():
-    with pytest.raises(ValueError, match="label_check_modalities: unknown"):
-        ValidateConfig(label_check_modalities=["camera", "lidar"])
+def test_label_check_streams_default_to_every_stream_and_may_be_chosen(clean):
+    every = label_check.label_check_streams(SPEC, ValidateConfig())
+    assert every == SPEC.stream_names
+    one = ValidateConfig(label_check_streams=["vibration"])
+    assert label_check.label_check_streams(SPEC, one) == ["vibration"]
+    with pytest.raises(ValueError, match="label_check_streams: empty"):
+        ValidateConfig(label_check_streams=[])
+    # the features of one stream alone: its blocks and its presence flag
+    feats = label_check.label_features(clean.head(40), SPEC, ["vibration"])
+    assert feats.shape == (40, 2 * 51 + 1)
 
 
 def test_gate_skips_the_check_on_too_few_windows(clean):
-    result = validate_dataset(make_catalog(clean), clean, ValidateConfig(label_check=True))
+    result = validate_dataset(
+        SPEC, make_catalog(clean, SPEC), clean, ValidateConfig(label_check=True)
+    )
     row = next(c for c in result.checks if c.check == "label_consistency")
     assert row.passed and row.observed.startswith("skipped: 480 labelled windows < ")
     assert result.rejected.empty

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modalops import metrics
+from modalops.evaluate import metrics
 
 Y_TRUE = [0, 0, 1, 1, 2, 2]
 Y_PRED = [0, 1, 1, 1, 2, 0]
@@ -14,8 +14,10 @@ Y_PRED = [0, 1, 1, 1, 2, 0]
 def test_confusion_and_per_class_by_hand():
     cm = metrics.confusion(Y_TRUE, Y_PRED, 4)
     assert cm.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
-    table = metrics.per_class_prf(Y_TRUE, Y_PRED, 4)
-    assert list(table["label"]) == ["normal", "proximity", "fault", "near_miss"]
+    table = metrics.per_class_prf(Y_TRUE, Y_PRED, 4, ["idle", "walk", "run", "jump"])
+    assert list(table["label"]) == ["idle", "walk", "run", "jump"]
+    # without names, classes are their indices (metrics know nothing of any dataset)
+    assert list(metrics.per_class_prf(Y_TRUE, Y_PRED, 4)["label"]) == ["0", "1", "2", "3"]
     np.testing.assert_allclose(table["precision"], [0.5, 2 / 3, 1.0, 0.0])
     np.testing.assert_allclose(table["recall"], [0.5, 1.0, 0.5, 0.0])
     np.testing.assert_allclose(table["f1"], [0.5, 0.8, 2 / 3, 0.0])

@@ -1,4 +1,4 @@
-"""Models: tiny forward/backward, masking of absent modalities, dropout, checkpoint round-trip."""
+"""Models: encoders sized from the spec, masking of absent streams, dropout, checkpoint round-trip."""
 
 from __future__ import annotations
 
@@ -9,69 +9,90 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from modalops import preprocess
-from modalops.models import (
+from modalops.testing.shards import other_spec, text_payload
+from modalops.train.inputs import input_shapes
+from modalops.train.models import (
     MultimodalClassifier,
-    drop_modalities,
+    drop_streams,
     load_classifier,
     macro_f1,
     predict_proba,
     save_checkpoint,
 )
+from modalops_demo.names import demo_spec
+
+SPEC = demo_spec()
 
 
-def _batch(b=3, seed=0):
+def _batch(spec=SPEC, b=3, seed=0, window_s=1.0):
     g = torch.Generator().manual_seed(seed)
-    inputs = {
-        "camera": torch.rand(b, 3, 64, 64, generator=g),
-        "audio": torch.rand(b, *preprocess.AUDIO_SHAPE, generator=g),
-        "vibration": torch.randn(b, 3, 100, generator=g),
-        "notes": torch.rand(b, preprocess.TEXT_DIM, generator=g),
-    }
-    return inputs, torch.ones(b, 4)
+    shapes = input_shapes(spec, window_s)
+    inputs = {name: torch.rand(b, *shape, generator=g) for name, shape in shapes.items()}
+    return inputs, torch.ones(b, len(shapes))
 
 
 @pytest.mark.parametrize(
-    "mods", [["camera", "audio", "vibration", "notes"], ["audio"], ["notes", "camera"]]
+    "streams", [["camera", "audio", "vibration", "notes"], ["audio"], ["notes", "camera"]]
 )
-def test_forward_backward(mods):
+def test_forward_backward(streams):
     torch.manual_seed(0)
-    model = MultimodalClassifier(mods, hidden_dim=4)
+    model = MultimodalClassifier(SPEC, streams, hidden_dim=4)
+    assert model.streams == [s for s in SPEC.stream_names if s in streams]  # spec order
     inputs, presence = _batch()
     logits = model(inputs, presence)
     assert logits.shape == (3, 4)
     # a real loss: with BatchNorm, d(sum of logits)/d(conv weights) can vanish by construction
     F.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
-    for m in mods:
+    for s in streams:
         assert any(
-            p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoders[m].parameters()
+            p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoders[s].parameters()
         )
 
 
-def test_absent_modality_is_masked():
+def test_encoders_and_classes_come_from_the_spec():
+    spec = other_spec()
     torch.manual_seed(0)
-    model = MultimodalClassifier(["camera", "vibration"], hidden_dim=4).eval()
+    model = MultimodalClassifier(spec, spec.stream_names, hidden_dim=4, window_s=2.0)
+    assert model.n_classes == 3 and model.labels == ["rest", "reach", "grasp"]
+    assert model.input_shapes == {
+        "top_cam": (1, 32, 32),
+        "side_cam": (1, 32, 32),
+        "wrist_imu": (6, 100),
+        "remarks": (64,),
+    }
+    assert model.encoders["top_cam"].net[0].in_channels == 1
+    assert model.encoders["wrist_imu"].net[0].in_channels == 6
+    assert model.encoders["remarks"].net[0].in_features == 64
+    inputs, presence = _batch(spec, window_s=2.0)
+    assert model(inputs, presence).shape == (3, 3)
+    with pytest.raises(ValueError, match=r"streams \['camera'\]: expected a non-empty subset"):
+        MultimodalClassifier(spec, ["camera"])
+
+
+def test_absent_stream_is_masked():
+    torch.manual_seed(0)
+    model = MultimodalClassifier(SPEC, ["camera", "vibration"], hidden_dim=4).eval()
     inputs, presence = _batch()
-    presence[:, 0] = 0  # camera absent
+    presence[:, 0] = 0  # the first stream is absent
     other = dict(inputs, camera=torch.rand(3, 3, 64, 64))
     assert torch.allclose(model(inputs, presence), model(other, presence))
     assert not torch.allclose(model(inputs, torch.ones(3, 4)), model(other, torch.ones(3, 4)))
-    # presence columns for modalities the model does not use are ignored
+    # presence columns for streams the model does not use are ignored
     presence2 = presence.clone()
     presence2[:, 1] = 0
     assert torch.allclose(model(inputs, presence), model(inputs, presence2))
 
 
-def test_modality_dropout_never_hides_everything():
+def test_stream_dropout_never_hides_everything():
     presence = torch.ones(2000, 4)
-    presence[:1000, 1:] = 0  # first half has only the camera
+    presence[:1000, 1:] = 0  # first half has only the first stream
     g = torch.Generator().manual_seed(1)
-    out = drop_modalities(presence, 0.5, [0, 1, 2, 3], generator=g)
+    out = drop_streams(presence, 0.5, [0, 1, 2, 3], generator=g)
     assert (out.sum(dim=1) >= 1).all()
-    assert torch.equal(out[:1000], presence[:1000])  # the only modality is kept
+    assert torch.equal(out[:1000], presence[:1000])  # the only stream is kept
     rate = 1 - out[1000:].mean().item()
     assert 0.4 < rate < 0.55  # ~p, slightly less because all-dropped rows are restored
-    assert torch.equal(drop_modalities(presence, 0.5, [2]), presence)
+    assert torch.equal(drop_streams(presence, 0.5, [2]), presence)
 
 
 def test_macro_f1_against_hand_computed():
@@ -81,32 +102,50 @@ def test_macro_f1_against_hand_computed():
     assert macro_f1(preds, target, 4) == pytest.approx((2 / 3 + 4 / 5) / 4)
 
 
-def test_checkpoint_round_trip_and_torch_only_load(tmp_path):
+@pytest.mark.parametrize("spec", [SPEC, other_spec()], ids=["demo", "other"])
+def test_checkpoint_round_trip_and_torch_only_load(tmp_path, spec):
     torch.manual_seed(0)
-    model = MultimodalClassifier(["camera", "notes"], hidden_dim=4).eval()
+    streams = [spec.stream_names[0], spec.stream_names[-1]]
+    model = MultimodalClassifier(spec, streams, hidden_dim=4, window_s=2.0).eval()
     path = tmp_path / "model.pt"
     save_checkpoint(model, path, {"dataset_version": "v-1"})
     loaded, info = load_classifier(path)
-    inputs, presence = _batch()
+    inputs, presence = _batch(spec, window_s=2.0)
     assert torch.allclose(model(inputs, presence), loaded(inputs, presence))
-    assert (
-        info["labels"] == ["normal", "proximity", "fault", "near_miss"]
-        and info["meta"]["dataset_version"] == "v-1"
-    )
+    assert loaded.spec == spec and info["spec"] == spec
+    assert loaded.spec.stream_names == spec.stream_names  # order is the presence order
+    assert loaded.streams == info["streams"] == streams
+    assert loaded.labels == info["labels"] == spec.labels.classes
+    assert loaded.window_s == info["window_s"] == 2.0
+    assert info["meta"]["dataset_version"] == "v-1"
     loaded2, _ = load_classifier(path.read_bytes())
     assert torch.allclose(loaded(inputs, presence), loaded2(inputs, presence))
     # the checkpoint holds only tensors and plain values: plain torch.load(weights_only=True) reads it
-    code = f"import torch; s = torch.load({str(path)!r}, weights_only=True); print(s['config']['modalities'])"
+    code = (
+        f"import torch; s = torch.load({str(path)!r}, weights_only=True); "
+        "print(s['streams'], s['labels'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['camera', 'notes']"
+    assert out.stdout.strip() == f"{streams} {spec.labels.classes}"
     with pytest.raises(ValueError, match="not a readable modalops checkpoint"):
         load_classifier(b"garbage")
 
 
+def test_old_checkpoints_are_refused_with_the_format(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "modalops.classifier/1", "state_dict": {}}, str(path))
+    with pytest.raises(
+        ValueError, match=r"expected format modalops.classifier/2, found 'modalops.classifier/1'"
+    ):
+        load_classifier(path)
+
+
 def test_predict_proba_batches_raw_samples():
     torch.manual_seed(0)
-    model = MultimodalClassifier(["notes"], hidden_dim=4)
-    raws = [{"notes": f"note {i}"} for i in range(5)] + [{"notes": None}]
+    model = MultimodalClassifier(SPEC, ["notes"], hidden_dim=4)
+    raws = [{"streams": {"notes": text_payload(i)}} for i in range(5)] + [
+        {"streams": {"notes": None}}
+    ]
     probs = predict_proba(model, raws, batch_size=4)
     assert probs.shape == (6, 4)
     assert probs.sum(axis=1) == pytest.approx([1.0] * 6, abs=1e-5)

@@ -3,29 +3,48 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from modalops import quarantine
-from modalops.config import load_config
-from modalops.pipeline_plan import lineage, model_plan
+from modalops.config import ConfigError, load_config
+from modalops.pipeline_plan import check_config_against_spec, lineage, model_plan
 from modalops.runs import get_frame, new_run, put_frame, reference_stats_key
+from modalops_demo.names import demo_spec
 
 
-def test_model_plan_fused_first_then_one_baseline_per_modality():
-    cfg = load_config(overrides=["train.modalities=[camera, audio]"]).train
-    assert model_plan(cfg) == [
+def test_model_plan_fused_first_then_one_baseline_per_stream():
+    spec = demo_spec()
+    cfg = load_config(overrides=["train.streams=[camera, audio]"]).train
+    assert model_plan(spec, cfg) == [
         ("fused", ["camera", "audio"]),
         ("camera", ["camera"]),
         ("audio", ["audio"]),
     ]
     no_baselines = cfg.model_copy(update={"baselines": False})
-    assert model_plan(no_baselines) == [("fused", ["camera", "audio"])]
+    assert model_plan(spec, no_baselines) == [("fused", ["camera", "audio"])]
+    every = model_plan(spec, load_config().train)
+    assert every[0] == ("fused", spec.stream_names) and len(every) == 1 + len(spec.streams)
 
 
-def test_lineage_changes_with_dataset_shaping_config_only():
+def test_lineage_changes_with_dataset_shaping_config_and_spec_only():
+    spec = demo_spec()
     a, b = load_config(), load_config(overrides=["align.mode=none"])
     c = load_config(overrides=["train.max_epochs=1"])
-    assert lineage(a) != lineage(b)
-    assert lineage(a) == lineage(c)  # training settings do not make a new dataset version
+    assert lineage(a, spec) != lineage(b, spec)
+    assert lineage(a, spec) == lineage(c, spec)  # training settings make no new dataset version
+    other = spec.model_copy(deep=True)
+    other.labels.classes = [*other.labels.classes, "extra"]
+    assert lineage(a, spec) != lineage(a, other)
+
+
+def test_config_names_are_checked_against_the_spec():
+    spec = demo_spec()
+    cfg = load_config(overrides=["train.streams=[camera, lidar]", "evaluate.slices=[room]"])
+    with pytest.raises(ConfigError) as err:
+        check_config_against_spec(cfg, spec)
+    assert "train.streams: ['lidar'] are not streams" in str(err.value)
+    assert "evaluate.slices: ['room'] are not metadata columns" in str(err.value)
+    check_config_against_spec(load_config(), spec)  # the defaults fit any spec
 
 
 def test_runs_are_unique_and_frames_round_trip(tmp_path):

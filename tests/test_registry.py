@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from modalops.config.evaluate import PromotionGateConfig
-from modalops.registry import (
+from modalops.register import (
     GateScores,
     check_gate,
     current_champion,
@@ -136,3 +137,85 @@ def test_flatten_config_drops_secrets(monkeypatch):
     assert params["registry.tracking_uri"] == "postgresql://bob:***@db:5432/mlflow"
     assert not any("secret" in k or "token" in k for k in params)
     assert "leak.note" not in params
+
+
+def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
+    """The registered model and its run carry dataset.yaml and the spec digest; the dataset
+    version is logged as the run's input (source = its folder, digest = the spec's)."""
+    import mlflow
+
+    from modalops.dataset.spec import spec_from_text
+    from modalops.register import RescoringSet, dataset_input_of, log_and_register
+    from modalops.testing.models import (
+        make_samples,
+        other_spec,
+        save_tiny,
+        tiny_classifier,
+        tiny_report,
+    )
+
+    spec = other_spec()
+    save_tiny(tiny_classifier(spec), tmp_path / "model.pt")
+
+    class Manifest:  # shard.DatasetManifest's shape, as far as registration reads it
+        version, store_uri, prefix = "v7", str(tmp_path / "store"), "datasets/v7"
+        spec_digest = spec.digest()
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = log_and_register(
+        tracking_uri=uri,
+        experiment="spec",
+        model_name="wrist",
+        checkpoint_path=tmp_path / "model.pt",
+        report=tiny_report(),
+        config_dict={},
+        tags={"dataset_version": "v7"},
+        artifacts={},
+        test_samples_for_rescoring=RescoringSet.from_raw_samples(make_samples(spec, 6), spec),
+        dataset_spec=spec,
+        dataset_input=dataset_input_of(Manifest, spec),
+    )
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(result.run_id)
+    assert run.data.params["dataset.spec_digest"] == spec.digest()
+    assert run.data.tags["dataset_spec_digest"] == spec.digest()
+    logged = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="dataset/dataset.yaml", dst_path=str(tmp_path / "r")
+    )
+    assert spec_from_text(Path(logged).read_text()).digest() == spec.digest()
+    model_dir = mlflow.artifacts.download_artifacts("models:/wrist/1", dst_path=str(tmp_path / "m"))
+    in_model = list(Path(model_dir).rglob("dataset.yaml"))
+    assert len(in_model) == 1 and spec_from_text(in_model[0].read_text()).name == "wrist-activity"
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "wrist-activity@v7"
+    assert inputs[0].dataset.digest == spec.digest()[:36]
+    client = MlflowClient(uri)
+    tags = client.get_model_version("wrist", result.model_version).tags
+    assert tags["dataset_spec_digest"] == spec.digest()
+    # the served model's input columns are the spec's streams
+    sig = mlflow.models.get_model_info("models:/wrist/1").signature
+    assert [c.name for c in sig.inputs.inputs] == ["wrist_video", "imu"]
+
+
+def test_registration_refuses_a_checkpoint_of_another_spec(tmp_path):
+    from modalops.dataset.spec import SpecError
+    from modalops.register import RescoringSet, log_and_register
+    from modalops.testing.models import (
+        make_samples,
+        other_spec,
+        save_tiny,
+        tiny_classifier,
+        tiny_report,
+    )
+    from modalops_demo.names import demo_spec
+
+    save_tiny(tiny_classifier(demo_spec()), tmp_path / "model.pt")
+    spec = other_spec()
+    with pytest.raises(SpecError, match="wrist-activity"):
+        log_and_register(
+            tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x", model_name="x",
+            checkpoint_path=tmp_path / "model.pt", report=tiny_report(), config_dict={}, tags={},
+            artifacts={}, test_samples_for_rescoring=RescoringSet.from_raw_samples(
+                make_samples(spec, 2), spec),
+            dataset_spec=spec,
+        )  # fmt: skip

@@ -1,6 +1,6 @@
 """Stage wall times: task-run names grouped by task, shares of the flow's wall time."""
 
-from modalops.run_timing import StageTimes, task_name
+from flows.run_timing import StageTimes, task_name
 
 
 def test_task_run_names_group_by_task():

@@ -27,6 +27,11 @@ class IngestConfig(Section):
         default=".modalops/raw/demo",
         description="Raw recordings root (local path or s3://bucket/prefix), in the documented layout.",
     )
+    spec: str | None = Field(
+        default=None,
+        description="Dataset spec (YAML) describing the recordings: a local path or s3:// URI. "
+        "Unset: dataset.yaml at the raw root (docs/bring-your-own-data.md).",
+    )
     max_sessions: int | None = Field(
         default=None, ge=1, description="Ingest only the first N sessions (for quick runs)."
     )

@@ -12,9 +12,10 @@ from modalops.config.base import Section
 class EvaluateConfig(Section):
     """What the held-out evaluation measures."""
 
-    slices: list[str] = Field(
-        default_factory=lambda: ["site", "lighting", "camera_model", "microphone"],
-        description="Metadata columns whose values are evaluated as slices.",
+    slices: list[str] | None = Field(
+        default=None,
+        description="Metadata columns whose values are evaluated as slices; null: the dataset "
+        "spec's metadata.slices.",
     )
     ece_bins: int = Field(default=10, ge=2, description="Bins for expected calibration error.")
     slice_margin: float = Field(
@@ -57,7 +58,7 @@ class EvaluateConfig(Section):
         description="Hourly price of the serving hardware, for cost per 1,000 predictions.",
     )
     robustness: bool = Field(
-        default=True, description="Evaluate the fused model with each modality removed in turn."
+        default=True, description="Evaluate the fused model with each stream removed in turn."
     )
 
 

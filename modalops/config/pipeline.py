@@ -21,16 +21,18 @@ class ShardConfig(Section):
     )
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of sessions for test.")
     seed: int = Field(default=13, description="Seed of the session-level split.")
-    group_by: str = Field(
-        default="subject",
-        description="Metadata column whose values never straddle two splits (a person's "
-        "sessions stay together, so no subject leaks from train into test); sessions without "
-        "the column are split individually.",
+    group_by: str | None = Field(
+        default=None,
+        description="Override: metadata column whose values never straddle two splits. Null: "
+        "the dataset spec's subject (a person's sessions stay together, so no subject leaks "
+        "from train into test), or each session on its own when the spec declares none. "
+        "Sessions without a value are split individually.",
     )
-    stratify_by: str = Field(
-        default="site",
-        description="Session metadata column the split is stratified by, so a rare value "
-        "(e.g. the under-represented site) still reaches the test split.",
+    stratify_by: str | None = Field(
+        default=None,
+        description="Override: session metadata column the split is stratified by, so a rare "
+        "value (e.g. an under-represented location) still reaches the test split. Null: the dataset "
+        "spec's metadata.stratify (no stratification when it has none).",
     )
 
     @model_validator(mode="after")

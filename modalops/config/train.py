@@ -8,27 +8,29 @@ from pydantic import Field, model_validator
 
 from modalops.config.base import Section
 
-MODALITIES = ("camera", "audio", "vibration", "notes")
-
 
 class TrainConfig(Section):
-    """How the fused model and the unimodal baselines are trained."""
+    """How the fused model and the single-stream baselines are trained."""
 
-    modalities: list[str] = Field(
-        default_factory=lambda: list(MODALITIES),
-        description="Modalities the fused model uses; each also gets a unimodal baseline.",
+    streams: list[str] | None = Field(
+        default=None,
+        description="Dataset-spec streams the fused model uses (each also gets a single-stream "
+        "baseline); null: every stream of the spec. Names are checked against the spec when "
+        "training starts.",
     )
-    baselines: bool = Field(default=True, description="Train one unimodal baseline per modality.")
+    baselines: bool = Field(
+        default=True, description="Train one single-stream baseline per stream."
+    )
     max_epochs: int = Field(default=12, ge=1, description="Training epochs per model.")
     batch_size: int = Field(default=64, ge=1, description="Per-device batch size.")
     learning_rate: float = Field(default=3e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")
-    hidden_dim: int = Field(default=32, ge=2, description="Width of each modality embedding.")
+    hidden_dim: int = Field(default=32, ge=2, description="Width of each stream's embedding.")
     modality_dropout: float = Field(
         default=0.1,
         ge=0,
         lt=1,
-        description="Chance of hiding each modality of a fused sample in training.",
+        description="Chance of hiding each stream of a fused sample in training.",
     )
     accelerator: Literal["cpu", "gpu", "auto"] = Field(
         default="cpu", description="Lightning accelerator."
@@ -46,12 +48,13 @@ class TrainConfig(Section):
         default="none",
         description="Imbalance handling (issue 4): class_weight = inverse-frequency weights in the "
         "loss; weighted_sampling = draw classes about equally from the stream; subgroup_upsample = "
-        "draw each balance_group value (e.g. each site) about equally.",
+        "draw each balance_group value (e.g. each recording location) about equally.",
     )
-    balance_group: str = Field(
-        default="site",
-        description="Metadata column whose values subgroup_upsample equalises (must be the shard "
-        "stage's stratify_by column, whose counts the manifest records).",
+    balance_group: str | None = Field(
+        default=None,
+        description="Metadata column whose values subgroup_upsample equalises; null: the spec's "
+        "metadata.stratify. It must be the column the shard split was stratified by, whose "
+        "counts the manifest records.",
     )
     shuffle_buffer: int = Field(
         default=512,
@@ -66,13 +69,12 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        unknown = [m for m in self.modalities if m not in MODALITIES]
-        if unknown:
-            raise ValueError(
-                f"unknown modalities {unknown}; expected a subset of {list(MODALITIES)}"
-            )
-        if not self.modalities:
-            raise ValueError("modalities must name at least one modality")
+        if self.streams is not None:
+            if not self.streams:
+                raise ValueError("streams must name at least one stream (or be null: all)")
+            dup = sorted({s for s in self.streams if self.streams.count(s) > 1})
+            if dup:
+                raise ValueError(f"streams: duplicated {dup}")
         if self.devices > 1 and self.strategy != "ddp":
             raise ValueError("devices > 1 needs strategy: ddp")
         if self.precision == "16-mixed" and self.accelerator == "cpu":

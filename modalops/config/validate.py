@@ -1,4 +1,8 @@
-"""Config section for the data-validation gate: per-sample ranges, dataset gates, drift, balancing."""
+"""Config section for the data-validation gate: dataset-level thresholds, label check, drift, severity.
+
+Per-window thresholds of a stream (brightness, sample rate, NaN share, ...) belong to its kind and
+are set per stream in the dataset spec's `checks:` (modalops/kinds/<kind>/params.py `Checks`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from pydantic import Field, model_validator
 from modalops.config.base import Section
 
 Severity = Literal["fail", "warn"]
-
-_MODALITIES = ("camera", "audio", "vibration", "notes")
 
 
 class ValidateConfig(Section):
@@ -31,85 +33,23 @@ class ValidateConfig(Section):
     min_samples_per_subgroup: int = Field(
         default=20,
         ge=0,
-        description="Each site / lighting / device subgroup needs this many samples.",
+        description="Each value of a subgroup column (subgroup_cols) needs this many samples.",
     )
-    subgroup_cols: list[str] = Field(
-        default_factory=lambda: ["site", "lighting", "camera_model", "microphone"],
-        description="Metadata columns whose every value must reach min_samples_per_subgroup.",
+    subgroup_cols: list[str] | None = Field(
+        default=None,
+        description="Metadata columns whose every value must reach min_samples_per_subgroup; "
+        "null: the dataset spec's metadata.slices.",
     )
     min_completeness: float = Field(
         default=0.9,
         ge=0,
         le=1,
-        description="Minimum share of samples with every required modality present.",
+        description="Minimum share of samples with every required stream present.",
     )
-    required_modalities: list[str] = Field(
-        default_factory=lambda: ["camera", "audio", "vibration"],
-        description="Modalities a sample counts as complete with (notes are sparse by nature).",
-    )
-    # ---- camera -----------------------------------------------------------------------------
-    image_size: tuple[int, int] = Field(
-        default=(64, 64), description="Expected frame size (width, height) in pixels."
-    )
-    brightness_range: tuple[float, float] = Field(
-        default=(0.02, 0.98),
-        description="Allowed mean grey level of a frame, 0 = black, 1 = white.",
-    )
-    min_blur: float = Field(
-        default=5.0,
-        ge=0,
-        description="Minimum variance of the Laplacian (grey 0-255); below it a frame is blank "
-        "or badly out of focus.",
-    )
-    # ---- audio ------------------------------------------------------------------------------
-    audio_rate: int = Field(default=16000, gt=0, description="Expected audio sample rate (Hz).")
-    audio_duration_tolerance: float = Field(
-        default=0.1,
-        ge=0,
-        lt=1,
-        description="Allowed relative difference between a clip's duration and its window's.",
-    )
-    max_clip_fraction: float = Field(
-        default=0.01,
-        ge=0,
-        le=1,
-        description="Largest share of audio samples at full scale (clipped) in one window.",
-    )
-    audio_rms_range: tuple[float, float] = Field(
-        default=(1e-5, 0.7),
-        description="Allowed RMS of a window's audio (full scale = 1); below the low end the "
-        "microphone is dead.",
-    )
-    # ---- vibration --------------------------------------------------------------------------
-    vibration_rate_hz: float = Field(
-        default=100.0, gt=0, description="Expected telemetry rate (rows per second)."
-    )
-    vibration_rate_tolerance: float = Field(
-        default=0.2,
-        ge=0,
-        lt=1,
-        description="Allowed relative difference between a window's row rate and the expected rate.",
-    )
-    max_vibration_nan_fraction: float = Field(
-        default=0.02,
-        ge=0,
-        le=1,
-        description="Largest share of NaN values in one window's telemetry.",
-    )
-    vibration_abs_max: float = Field(
-        default=100.0,
-        gt=0,
-        description="Largest plausible |acceleration| reading; beyond it the sensor is faulty.",
-    )
-    flat_std: float = Field(
-        default=1e-7,
-        ge=0,
-        description="A telemetry channel whose range (max - min) within a window is at or "
-        "below this is flat-lined (a stuck sensor).",
-    )
-    # ---- notes ------------------------------------------------------------------------------
-    max_text_len: int = Field(
-        default=4000, ge=1, description="Longest plausible notes text of one window (chars)."
+    required_streams: list[str] | None = Field(
+        default=None,
+        description="Streams a sample counts as complete with; null: the dataset spec's "
+        "required streams (those not marked required: false).",
     )
     # ---- cross-modal ------------------------------------------------------------------------
     min_align_confidence: float = Field(
@@ -162,9 +102,10 @@ class ValidateConfig(Section):
         "(its model is too weak: on the demo, 6 sessions falsely flag 3-5% of clean windows, "
         "15 or more about 1%).",
     )
-    label_check_modalities: list[str] = Field(
-        default_factory=lambda: list(_MODALITIES),
-        description="Modalities whose payloads feed the check's features.",
+    label_check_streams: list[str] | None = Field(
+        default=None,
+        description="Streams whose payloads feed the check's features; null: every stream of "
+        "the dataset spec.",
     )
     label_check_drop_from: Literal["train", "all"] = Field(
         default="train",
@@ -172,13 +113,6 @@ class ValidateConfig(Section):
         "and test keep them, so no score is computed on a set a model-based filter curated "
         "(dropping the windows a model disagrees with flatters every model); 'all': dropped "
         "everywhere.",
-    )
-    # ---- catalog ----------------------------------------------------------------------------
-    max_stream_nan_fraction: float = Field(
-        default=0.05,
-        ge=0,
-        le=1,
-        description="Largest share of NaN values in one whole stream of the catalog.",
     )
     # ---- splits -----------------------------------------------------------------------------
     near_duplicate_hamming: int = Field(
@@ -206,20 +140,11 @@ class ValidateConfig(Section):
         description="Drift value above which a statistic has drifted (PSI 0.25 is the usual "
         "'significant shift' mark; for KS use e.g. 0.2).",
     )
-    drift_statistics: list[str] = Field(
-        default_factory=lambda: [
-            "brightness",
-            "blur",
-            "audio_rms",
-            "audio_clip_fraction",
-            "vib_std",
-            "vib_nan_fraction",
-            "text_len",
-            "align_confidence",
-            "label",
-        ],
-        description="Per-sample statistics compared with the reference ('label' compares the "
-        "class distribution).",
+    drift_statistics: list[str] | None = Field(
+        default=None,
+        description="Statistics compared with the reference, as `<stream>__<stat>` (see each "
+        "kind's DRIFT_STATS), 'align_confidence' or 'label' (the class distribution); null: "
+        "every stream's kind's DRIFT_STATS plus align_confidence and label.",
     )
     # ---- policy -----------------------------------------------------------------------------
     severity: dict[str, Severity] = Field(
@@ -235,14 +160,10 @@ class ValidateConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> ValidateConfig:
-        for name in ("required_modalities", "label_check_modalities"):
-            unknown = [m for m in getattr(self, name) if m not in _MODALITIES]
-            if unknown:
-                raise ValueError(f"{name}: unknown {unknown}; expected {list(_MODALITIES)}")
-        if not self.label_check_modalities:
-            raise ValueError("label_check_modalities: empty; name at least one modality")
-        for name in ("brightness_range", "audio_rms_range"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"{name}: low end {low} is above high end {high}")
+        for name in ("required_streams", "label_check_streams", "subgroup_cols"):
+            value = getattr(self, name)
+            if value is not None and len(set(value)) != len(value):
+                raise ValueError(f"{name}: duplicated names in {value}")
+        if self.label_check_streams is not None and not self.label_check_streams:
+            raise ValueError("label_check_streams: empty; name at least one stream (or null: all)")
         return self

@@ -1,0 +1,165 @@
+"""The align stage over a dataset: every usable session of the catalog, in bounded batches,
+written as parquet parts, with the alignment report, its plots and the quarantine rows."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from modalops import quarantine as qmod
+from modalops.align.report import build_report, read_truth, summarise, write_plots
+from modalops.align.session import STAGE, align_session
+from modalops.config.align import AlignConfig
+from modalops.dataset.errors import RawDataError
+from modalops.dataset.layout import load_session
+from modalops.dataset.spec import DatasetSpec
+from modalops.quarantine import QuarantineRecord
+from modalops.store import ObjectStore, join_key
+
+
+@dataclass
+class AlignResult:
+    """What the align stage wrote and found."""
+
+    part_keys: list[str]  # <prefix>/aligned/part-NNNNN.parquet
+    report: pd.DataFrame  # per session x stream (docs/alignment.md)
+    quarantine: pd.DataFrame  # align-stage rows only
+    n_samples: int
+    summary: dict[str, Any]
+    report_key: str | None = None
+    plot_keys: list[str] = field(default_factory=list)
+
+
+def bad_files(raw: ObjectStore, quarantine: pd.DataFrame | None) -> frozenset[str]:
+    """Item keys quarantined at ingest (the manifest holds URIs; windows look items up by key)."""
+    if quarantine is None or quarantine.empty:
+        return frozenset()
+    rows = quarantine[quarantine["stage"].astype(str) == "ingest"]
+    root = raw.uri("").rstrip("/") + "/"
+    out = set()
+    for uri in rows["uri"].dropna().astype(str):
+        out.add(uri)
+        if uri.startswith(root):
+            out.add(uri[len(root) :])
+    return frozenset(out)
+
+
+def _session_meta(spec: DatasetSpec, rows: pd.DataFrame) -> dict[str, Any]:
+    first = rows.iloc[0]
+    return {
+        c: (None if c not in rows.columns or pd.isna(first[c]) else str(first[c]))
+        for c in spec.meta_columns
+    }
+
+
+def _session_row(
+    spec: DatasetSpec, sessions: pd.DataFrame | None, sid: str
+) -> dict[str, Any] | None:
+    if sessions is None:
+        return None
+    hit = sessions[sessions[spec.sessions.id_column] == sid]
+    return None if hit.empty else hit.iloc[0].to_dict()
+
+
+def align_dataset(
+    raw: ObjectStore,
+    spec: DatasetSpec,
+    catalog: pd.DataFrame,
+    cfg: AlignConfig,
+    out: ObjectStore,
+    prefix: str,
+    quarantine: pd.DataFrame | None = None,
+    batch_sessions: int = 8,
+) -> AlignResult:
+    """Align every usable session of the catalog, a bounded batch at a time, and write the parts."""
+    from modalops.dataset.layout import read_sessions
+
+    skip = bad_files(raw, quarantine)
+    # Session-level labels live in the sessions table; read it once for every session.
+    sessions = read_sessions(raw, spec) if spec.labels.source == "session" else None
+    records: list[QuarantineRecord] = []
+    part_keys: list[str] = []
+    report_rows: list[pd.DataFrame] = []
+    batch: list[pd.DataFrame] = []
+    n_samples = 0
+    example_curve = None
+
+    def flush() -> None:
+        nonlocal n_samples
+        if not batch:
+            return
+        frame = pd.concat(batch, ignore_index=True)
+        key = join_key(prefix, "aligned", f"part-{len(part_keys):05d}.parquet")
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        out.put_bytes(key, buf.getvalue())
+        part_keys.append(key)
+        n_samples += len(frame)
+        batch.clear()
+
+    needed = ["labels", *(["clock"] if spec.sessions.clock_file else [])]
+    for sid, rows in catalog.groupby("session_id", sort=True):
+        sid = str(sid)
+        status = dict(zip(rows["stream"].astype(str), rows["status"].astype(str), strict=False))
+        reasons = dict(zip(rows["stream"].astype(str), rows.get("reason", pd.Series([None] * len(rows))), strict=False))  # fmt: skip
+        blocked = [m for m in needed if status.get(m) != "ok"]
+        if blocked:
+            why = f"{', '.join(blocked)} not usable at ingest"
+            records.append(QuarantineRecord(STAGE, sid, None, None, f"session skipped: {why}"))
+            report_rows.append(build_report(sid, [], {}, None, status="quarantined", reason=why))
+            continue
+        try:
+            session = load_session(
+                raw, spec, sid, _session_meta(spec, rows), _session_row(spec, sessions, sid)
+            )
+        except RawDataError as err:
+            records.append(
+                QuarantineRecord(STAGE, sid, None, err.path, f"session unreadable: {err.problem}")
+            )
+            report_rows.append(
+                build_report(sid, [], {}, None, status="quarantined", reason=str(err))
+            )
+            continue
+        ingest_bad = {m for m in spec.stream_names if status.get(m) == "quarantined"}
+        for m in ingest_bad:
+            if session.stream(m) is not None:
+                # Quarantined at ingest: absent here too; the ingest row already carries the reason.
+                session.streams[m] = None
+                session.problems.append(
+                    (m, RawDataError(m, f"quarantined at ingest: {reasons.get(m)}"))
+                )
+        aligned = align_session(session, spec, cfg, raw.get_bytes, skip)
+        records.extend(
+            r
+            for r in aligned.quarantine
+            if not (r.stream in ingest_bad and r.reason.startswith("unreadable"))
+        )
+        truth = read_truth(raw, sid)
+        report_rows.append(build_report(sid, aligned.estimates, aligned.stats, truth, status=aligned.status,
+                                        reason=aligned.reason, aligned=aligned))  # fmt: skip
+        if example_curve is None:
+            example_curve = next(
+                (e for e in aligned.estimates if e.curve is not None and e.usable), None
+            )
+        if len(aligned.samples):
+            batch.append(aligned.samples)
+        del aligned, session
+        if len(batch) >= batch_sessions:
+            flush()
+    flush()
+    report = (
+        pd.concat(report_rows, ignore_index=True)
+        if report_rows
+        else build_report("", [], {}, None).iloc[:0]
+    )
+    report_key = join_key(prefix, "align_report.parquet")
+    buf = io.BytesIO()
+    report.to_parquet(buf, index=False)
+    out.put_bytes(report_key, buf.getvalue())
+    plot_keys = write_plots(out, join_key(prefix, "align_plots"), report, example_curve)
+    qframe = qmod.to_frame(records)
+    summary = summarise(report, n_samples, len(qframe), cfg)
+    return AlignResult(part_keys, report, qframe, n_samples, summary, report_key, plot_keys)

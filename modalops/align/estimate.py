@@ -1,0 +1,389 @@
+"""Clock estimation: each stream's offset and drift to the reference, from sync cues or markers.
+
+Offsets follow `dataset.layout.ClockModel`: t_device = t_ref + offset_s + drift_ppm*1e-6*t_ref.
+What is known about each clock comes from the dataset spec (`streams.<name>.clock`): the
+starting guess (clock file or zero), the search range, and whether to estimate at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modalops.config.align import AlignConfig
+from modalops.dataset.layout import ClockModel, SessionStreams
+from modalops.dataset.spec import DatasetSpec
+from modalops.kinds.base import Envelope, ReadBytes
+from modalops.kinds.envelopes import CueError
+
+METHODS = ("estimate", "sync_markers", "metadata", "none", "reference")
+
+
+@dataclass
+class StreamEstimate:
+    """How one stream's device clock maps onto the reference clock, and how sure we are."""
+
+    session_id: str
+    stream: str
+    method: str  # one of METHODS
+    offset_s: float
+    drift_ppm: float
+    confidence: float = math.nan  # peak-to-sidelobe ratio; nan where nothing was correlated
+    fallback_reason: str | None = None
+    segments: list[tuple[float, float, float]] = field(default_factory=list)  # (t_ref, offset, psr)
+    # Piecewise clock after a detected jump: (t_ref_from, offset_s, drift_ppm), sorted; empty
+    # means the single model (offset_s, drift_ppm) holds for the whole session.
+    pieces: list[tuple[float, float, float]] = field(default_factory=list)
+    usable: bool = True  # False: the stream is treated as absent (missing or quarantined)
+    quarantine_session: bool = False  # the low-confidence policy rejects the whole session
+    curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # lags, corr
+
+    def clock(self) -> ClockModel:
+        return ClockModel(self.offset_s, self.drift_ppm)
+
+    def to_device(self, t_ref: np.ndarray | float) -> np.ndarray:
+        t_ref = np.asarray(t_ref, dtype=np.float64)
+        if not self.pieces:
+            return t_ref + self.offset_s + self.drift_ppm * 1e-6 * t_ref
+        starts = np.array([p[0] for p in self.pieces])
+        i = np.clip(np.searchsorted(starts, t_ref, side="right") - 1, 0, len(starts) - 1)
+        off = np.array([p[1] for p in self.pieces])[i]
+        ppm = np.array([p[2] for p in self.pieces])[i]
+        return t_ref + off + ppm * 1e-6 * t_ref
+
+    def to_reference(self, t_device: np.ndarray | float) -> np.ndarray:
+        t_device = np.asarray(t_device, dtype=np.float64)
+        if not self.pieces:
+            return (t_device - self.offset_s) / (1.0 + self.drift_ppm * 1e-6)
+        # Invert each piece, keep the one whose reference range contains the result.
+        out = np.full(t_device.shape, np.nan)
+        bounds = [p[0] for p in self.pieces[1:]] + [np.inf]
+        for (t_from, off, ppm), t_to in zip(self.pieces, bounds, strict=True):
+            t = (t_device - off) / (1.0 + ppm * 1e-6)
+            hit = np.isnan(out) & (t >= t_from) & (t < t_to)
+            out[hit] = t[hit]
+        return out
+
+
+# ---- cross-correlation ------------------------------------------------------------------------
+
+
+@dataclass
+class Correlation:
+    lag_s: float  # best lag: t_device - t_ref
+    psr: float  # peak-to-sidelobe ratio
+    lags: np.ndarray
+    values: np.ndarray
+
+
+def _edges(env: Envelope) -> np.ndarray:
+    # Transitions carry the timing; levels would give a main lobe as wide as an on/off segment.
+    e = np.gradient(env.values)
+    e[~_covered(env.valid)] = 0.0
+    return e
+
+
+def _covered(valid: np.ndarray) -> np.ndarray:
+    """Grid points between the first and last valid point (interior gaps stay interpolated)."""
+    out = np.zeros(valid.size, dtype=bool)
+    idx = np.flatnonzero(valid)
+    if idx.size:
+        out[idx[0] : idx[-1] + 1] = True
+    return out
+
+
+def correlate(
+    ref: Envelope,
+    sig: Envelope,
+    centre_s: float,
+    half_width_s: float,
+    ref_range: tuple[float, float] | None = None,
+    exclude_s: float = 0.5,
+) -> Correlation:
+    """FFT cross-correlation of cue edges, over lags centre ± half_width, with parabolic refinement.
+
+    Lag L means sig(t + L) matches ref(t): the stream's device clock reads t_ref + L.
+    """
+    rate = ref.rate
+    r = _edges(ref)
+    r0 = ref.start_index
+    if ref_range is not None:
+        lo = max(int(np.ceil(ref_range[0] * rate)) - r0, 0)
+        hi = min(int(np.floor(ref_range[1] * rate)) - r0, r.size)
+        r, r0 = r[lo:hi], r0 + lo
+    s = _edges(sig)
+    if r.size < 3 or s.size < 3 or not np.any(r) or not np.any(s):
+        return Correlation(math.nan, 0.0, np.empty(0), np.empty(0))
+    n = 1 << int(np.ceil(np.log2(r.size + s.size)))
+    full = np.fft.irfft(np.conj(np.fft.rfft(r, n)) * np.fft.rfft(s, n), n)
+    # c[k] = sum_i r[i] s[i + k]; lag L = (sig.start - r0 + k) / rate.
+    k_lo = int(np.ceil((centre_s - half_width_s) * rate)) - (sig.start_index - r0)
+    k_hi = int(np.floor((centre_s + half_width_s) * rate)) - (sig.start_index - r0)
+    ks = np.arange(k_lo, k_hi + 1)
+    inside = (ks > -r.size) & (ks < s.size)  # beyond these no sample overlaps: zero correlation
+    values = np.where(inside, full[ks % n], 0.0)
+    values = values / (np.linalg.norm(r) * np.linalg.norm(s))
+    lags = (sig.start_index - r0 + ks) / rate
+    p = int(np.argmax(values))
+    excl = max(int(round(exclude_s * rate)), 1)
+    side = np.concatenate([values[: max(p - excl, 0)], values[p + excl + 1 :]])
+    if side.size < 10 or values[p] <= 0:
+        psr = 0.0
+    else:
+        sd = float(np.std(side))
+        psr = float((values[p] - np.mean(side)) / sd) if sd > 0 else 0.0
+    delta = 0.0
+    if 0 < p < values.size - 1:
+        y0, y1, y2 = values[p - 1], values[p], values[p + 1]
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            delta = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+    return Correlation(float(lags[p] + delta / rate), psr, lags, values)
+
+
+# ---- drift -------------------------------------------------------------------------------------
+
+
+def _fit_line(t: np.ndarray, o: np.ndarray) -> tuple[float, float]:
+    """Least-squares offset(t) = a + b t; returns (a, b in ppm)."""
+    if t.size < 2 or np.ptp(t) <= 0:
+        return float(np.mean(o)), 0.0
+    b, a = np.polyfit(t, o, 1)
+    return float(a), float(b * 1e6)
+
+
+def fit_clock(
+    segments: list[tuple[float, float, float]],
+    global_lag: float,
+    t_mid: float,
+    prior_ppm: float,
+    cfg: AlignConfig,
+) -> tuple[float, float, list[tuple[float, float, float]], str | None]:
+    """Offset, ppm, pieces and a note from per-segment offsets (t_ref, offset, psr).
+
+    Too few trusted segments: the global lag holds with the prior (metadata) drift, which over
+    a short session moves the offset by milliseconds only.
+    """
+    good = [(t, o) for t, o, c in segments if c >= cfg.min_confidence]
+    if len(good) < 2:
+        note = None if len(segments) <= 1 else f"drift from metadata: {len(good)} trusted segments"
+        return global_lag - prior_ppm * 1e-6 * t_mid, prior_ppm, [], note
+    t = np.array([g[0] for g in good])
+    o = np.array([g[1] for g in good])
+    a, ppm = _fit_line(t, o)
+    resid = o - (a + ppm * 1e-6 * t)
+    if np.max(np.abs(resid)) > cfg.clock_jump_s:
+        # A device restart: split where consecutive segment offsets jump, fit each piece.
+        cuts = np.flatnonzero(np.abs(np.diff(o)) > cfg.clock_jump_s) + 1
+        groups = np.split(np.arange(t.size), cuts)
+        pieces = []
+        for gi, g in enumerate(groups):
+            pa, pppm = _fit_line(t[g], o[g]) if g.size >= 2 else (float(o[g[0]]), 0.0)
+            if g.size < 2 or abs(pppm) > cfg.max_drift_ppm:
+                pa, pppm = float(np.mean(o[g] - prior_ppm * 1e-6 * t[g])), prior_ppm
+            start = -np.inf if gi == 0 else 0.5 * (t[groups[gi - 1][-1]] + t[g[0]])
+            pieces.append((float(start), pa, pppm))
+        return pieces[0][1], pieces[0][2], pieces, f"clock jump: {len(pieces)} pieces"
+    if abs(ppm) > cfg.max_drift_ppm:
+        return (
+            global_lag - prior_ppm * 1e-6 * t_mid,
+            prior_ppm,
+            [],
+            f"implausible drift {ppm:.0f} ppm",
+        )
+    return a, ppm, [], None
+
+
+# ---- per stream --------------------------------------------------------------------------------
+
+
+def _span(stream) -> tuple[float, float] | None:
+    return None if stream is None else stream.span()
+
+
+def _envelope(spec: DatasetSpec, session: SessionStreams, name: str, cfg: AlignConfig,
+              read_bytes: ReadBytes | None, bad_files: frozenset[str]) -> Envelope:  # fmt: skip
+    """The stream's sync-cue envelope, computed by its kind; CueError when it has none."""
+    stream = session.stream(name)
+    cue = spec.streams[name].cue_spec
+    if cue.kind == "none":
+        raise CueError(f"stream {name} declares no sync cue")
+    return spec.kind_of(name).sync.envelope(
+        stream, cue, cfg.envelope_rate_hz, read_bytes, bad_files
+    )
+
+
+def _metadata(session: SessionStreams, name: str, reason: str | None = None) -> StreamEstimate:
+    """The starting-guess clock (clock file or zero, as the spec's clock.initial says)."""
+    clock = session.clocks.get(name) or ClockModel()
+    return StreamEstimate(session.session_id, name, "metadata", clock.offset_s, clock.drift_ppm,
+                          fallback_reason=reason)  # fmt: skip
+
+
+def _from_markers(
+    session: SessionStreams, name: str, ref_markers: np.ndarray
+) -> StreamEstimate | str:
+    marks = session.sync.get(name) if session.sync else None
+    if marks is None:
+        return "no sync markers for this stream"
+    if marks.size != ref_markers.size or marks.size == 0:
+        return f"sync markers ignored: {marks.size} markers vs {ref_markers.size} on the reference"
+    prior = session.clocks.get(name, ClockModel()).drift_ppm
+    offsets = marks - ref_markers
+    if marks.size >= 2 and np.ptp(ref_markers) > 0:
+        a, ppm = _fit_line(ref_markers, offsets)
+    else:
+        a, ppm = float(offsets[0] - prior * 1e-6 * ref_markers[0]), prior
+    return StreamEstimate(session.session_id, name, "sync_markers", a, ppm,
+                          segments=[(float(t), float(o), math.nan) for t, o in zip(ref_markers, offsets, strict=True)])  # fmt: skip
+
+
+def _low_confidence(
+    session: SessionStreams, name: str, est: StreamEstimate, reason: str, cfg: AlignConfig
+) -> StreamEstimate:
+    """Apply low_confidence_policy to an untrusted estimate; the reason is always kept."""
+    if cfg.low_confidence_policy == "metadata":
+        fallback = _metadata(session, name, f"{reason}; starting-guess clock used")
+        fallback.confidence, fallback.curve, fallback.segments = (
+            est.confidence,
+            est.curve,
+            est.segments,
+        )
+        return fallback
+    est.usable = False
+    est.quarantine_session = cfg.low_confidence_policy == "quarantine_session"
+    what = "session quarantined" if est.quarantine_session else "stream quarantined"
+    est.fallback_reason = f"{reason}; {what}"
+    return est
+
+
+def _estimate_one(
+    spec: DatasetSpec,
+    session: SessionStreams,
+    name: str,
+    ref_env: Envelope,
+    ref_span: tuple[float, float],
+    cfg: AlignConfig,
+    read_bytes: ReadBytes | None,
+    bad_files: frozenset[str],
+) -> StreamEstimate:
+    meta = session.clocks.get(name, ClockModel())
+    search_s = spec.streams[name].clock.search_s
+    t_mid = 0.5 * (ref_span[0] + ref_span[1])
+    try:
+        env = _envelope(spec, session, name, cfg, read_bytes, bad_files)
+    except CueError as exc:
+        est = StreamEstimate(
+            session.session_id, name, "estimate", meta.offset_s, meta.drift_ppm, 0.0
+        )
+        return _low_confidence(session, name, est, f"no usable sync cue ({exc})", cfg)
+    centre = float(meta.to_device(t_mid) - t_mid) if cfg.search_centre == "metadata" else 0.0
+    glob = correlate(ref_env, env, centre, search_s)
+    if not np.isfinite(glob.lag_s):
+        est = StreamEstimate(
+            session.session_id, name, "estimate", meta.offset_s, meta.drift_ppm, 0.0
+        )
+        return _low_confidence(session, name, est, "no sync-cue transitions to correlate", cfg)
+    duration = ref_span[1] - ref_span[0]
+    n_seg = int(min(cfg.drift_segments, max(duration // cfg.min_segment_s, 1)))
+    segments = [(t_mid, glob.lag_s, glob.psr)]
+    if n_seg >= 2:
+        edges = np.linspace(ref_span[0], ref_span[1], n_seg + 1)
+        segments = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):  # a handful of segments, not samples
+            c = correlate(ref_env, env, glob.lag_s, search_s, ref_range=(a, b))
+            if np.isfinite(c.lag_s):
+                segments.append((0.5 * (a + b), c.lag_s, c.psr))
+    offset, ppm, pieces, note = fit_clock(segments, glob.lag_s, t_mid, meta.drift_ppm, cfg)
+    est = StreamEstimate(session.session_id, name, "estimate", offset, ppm, glob.psr, note,
+                         segments, pieces, curve=(glob.lags, glob.values))  # fmt: skip
+    if glob.psr < cfg.min_confidence:
+        reason = f"low confidence: peak-to-sidelobe {glob.psr:.1f} < {cfg.min_confidence:g}"
+        return _low_confidence(session, name, est, reason, cfg)
+    return est
+
+
+def estimate_clocks(
+    session: SessionStreams,
+    spec: DatasetSpec,
+    cfg: AlignConfig,
+    read_bytes: ReadBytes | None = None,
+    bad_files: frozenset[str] = frozenset(),
+) -> dict[str, StreamEstimate]:
+    """Every stream's clock relative to the reference; never reads the generator's truth.
+
+    A stream is estimated when align.mode is estimate, its spec says `clock.estimate`, and both
+    it and the reference declare a sync cue; otherwise it keeps its starting guess (or takes
+    explicit sync markers, which win over everything when the session has them).
+    """
+    sid, ref = session.session_id, spec.reference
+    out: dict[str, StreamEstimate] = {}
+    ref_stream = session.stream(ref)
+    ref_span = _span(ref_stream)
+    ref_env: Envelope | None = None
+    ref_error: str | None = None
+    ref_marks = session.sync.get(ref) if session.sync else None
+    ref_cue = spec.streams[ref].cue_spec.kind != "none"
+    for name, sspec in spec.streams.items():
+        stream = session.stream(name)
+        if stream is None or _span(stream) is None:
+            why = _problem_for(session, name)
+            out[name] = StreamEstimate(sid, name, "none", 0.0, 0.0, fallback_reason=f"stream missing: {why or 'no data'}", usable=False)  # fmt: skip
+            continue
+        if name == ref:
+            out[name] = StreamEstimate(sid, name, "reference", 0.0, 0.0)
+            continue
+        if cfg.mode == "none":
+            out[name] = StreamEstimate(sid, name, "none", 0.0, 0.0)
+            continue
+        wants = sspec.clock.estimate and sspec.cue_spec.kind != "none"
+        if cfg.mode == "metadata" or (not wants and ref_marks is None):
+            out[name] = _metadata(session, name)
+            continue
+        marker_note = None
+        if ref_marks is not None:
+            got = _from_markers(session, name, ref_marks)
+            if isinstance(got, StreamEstimate):
+                out[name] = got
+                continue
+            marker_note = got
+        if not wants:
+            out[name] = _metadata(session, name, marker_note)
+            continue
+        if not ref_cue:
+            out[name] = _metadata(session, name, f"reference {ref} declares no sync cue")
+            continue
+        if ref_env is None and ref_error is None and ref_span is not None:
+            try:
+                ref_env = _envelope(spec, session, ref, cfg, read_bytes, bad_files)
+            except CueError as exc:
+                ref_error = f"reference {ref} has no usable sync cue ({exc})"
+        if ref_env is None:
+            est = StreamEstimate(sid, name, "estimate", *_meta_pair(session, name), confidence=0.0)
+            out[name] = _low_confidence(
+                session, name, est, ref_error or f"reference {ref} missing", cfg
+            )
+            continue
+        out[name] = _estimate_one(
+            spec, session, name, ref_env, ref_span, cfg, read_bytes, bad_files
+        )
+        if (
+            marker_note
+            and out[name].fallback_reason is None
+            and session.sync
+            and name in session.sync
+        ):
+            out[name].fallback_reason = marker_note
+    return out
+
+
+def _problem_for(session: SessionStreams, name: str) -> str | None:
+    """The read error that made a stream missing, if the layout reader recorded one."""
+    return next((str(err) for stream, err in session.problems if stream == name), None)
+
+
+def _meta_pair(session: SessionStreams, name: str) -> tuple[float, float]:
+    clock = session.clocks.get(name, ClockModel())
+    return clock.offset_s, clock.drift_ppm

@@ -1,1 +1,0 @@
-"""Alignment engine internals: sync-cue envelopes, clock estimation, windowing and the report."""

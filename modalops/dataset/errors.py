@@ -1,0 +1,12 @@
+"""Errors about user data, shared by the spec, the layout readers and every kind (a leaf module)."""
+
+from __future__ import annotations
+
+
+class RawDataError(ValueError):
+    """A raw file is missing or unreadable; `path` names it, `problem` says what is wrong."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem

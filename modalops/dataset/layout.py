@@ -1,0 +1,305 @@
+"""Finds a dataset's sessions, stream files, clocks and labels in a raw root, as its spec declares.
+
+Shared by ingest, alignment and `modalops dataset check`. Every reader raises RawDataError
+naming the file (and line where there is one); callers quarantine on it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modalops.dataset.errors import RawDataError
+from modalops.dataset.spec import DatasetSpec
+from modalops.kinds import get_kind
+from modalops.kinds.base import Stream, StreamSource
+
+TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+TRUTH_DIR = "truth"  # generators may keep true clocks here; no stage reads it but the align report
+
+
+@dataclass(frozen=True)
+class ClockModel:
+    """Device clock relative to the reference: t_device = t_ref + offset_s + drift_ppm*1e-6*t_ref."""
+
+    offset_s: float = 0.0
+    drift_ppm: float = 0.0
+
+    def to_device(self, t_ref: np.ndarray | float) -> np.ndarray | float:
+        return t_ref + self.offset_s + self.drift_ppm * 1e-6 * t_ref
+
+    def to_reference(self, t_device: np.ndarray | float) -> np.ndarray | float:
+        return (t_device - self.offset_s) / (1.0 + self.drift_ppm * 1e-6)
+
+
+@dataclass
+class SessionStreams:
+    """Everything recorded in one session; a stream that could not be read is None."""
+
+    session_id: str
+    meta: dict[str, Any]
+    clocks: dict[str, ClockModel]  # starting-guess clocks per stream (clock file or zero)
+    labels: pd.DataFrame  # start_s, end_s, label on the reference clock
+    streams: dict[str, Stream | None] = field(default_factory=dict)
+    sync: dict[str, np.ndarray] | None = None  # explicit sync markers per stream, device clocks
+    problems: list[tuple[str, RawDataError]] = field(default_factory=list)  # (stream, error)
+
+    def stream(self, name: str) -> Stream | None:
+        return self.streams.get(name)
+
+
+# ---- tables ------------------------------------------------------------------------------------
+
+
+def read_table(data: bytes, uri: str, fmt: str = "auto", **kwargs: Any) -> pd.DataFrame:
+    """A CSV, TSV or Parquet file as a DataFrame; RawDataError names the file."""
+    if fmt == "auto":
+        lower = uri.lower()
+        fmt = (
+            "parquet"
+            if lower.endswith((".parquet", ".pq"))
+            else "tsv"
+            if lower.endswith(".tsv")
+            else "csv"
+        )
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data), sep="\t" if fmt == "tsv" else ",", **kwargs)
+    except Exception as exc:  # pandas and pyarrow raise several parser errors
+        what = "Parquet" if fmt == "parquet" else fmt.upper()
+        raise RawDataError(uri, f"not a readable {what} file ({exc})") from None
+
+
+def _get(store: Any, key: str) -> bytes:
+    try:
+        return store.get_bytes(key)
+    except FileNotFoundError:
+        raise RawDataError(store.uri(key), "file is missing") from None
+
+
+def check_times(uri: str, times: np.ndarray, what: str, first_line: int = 2) -> None:
+    """Timestamps must be finite and strictly increasing; the error names the first bad line."""
+    if times.size == 0:
+        raise RawDataError(uri, f"{what}: no timestamps")
+    bad = ~np.isfinite(times)
+    if bad.any():
+        line = int(np.argmax(bad)) + first_line
+        raise RawDataError(
+            uri, f"{what}: {int(bad.sum())} non-finite timestamps (first at line {line})"
+        )
+    steps = np.diff(times)
+    if np.any(steps < 0):
+        line = int(np.argmax(steps < 0)) + 1 + first_line
+        raise RawDataError(uri, f"{what}: timestamps out of order (first at line {line})")
+    if np.any(steps == 0):
+        line = int(np.argmax(steps == 0)) + 1 + first_line
+        raise RawDataError(uri, f"{what}: duplicated timestamps (first at line {line})")
+
+
+def read_sessions(store: Any, spec: DatasetSpec) -> pd.DataFrame:
+    """The sessions table, checked against the spec (id column, metadata, label column)."""
+    key = spec.sessions.table
+    uri = store.uri(key)
+    id_col = spec.sessions.id_column
+    df = read_table(_get(store, key), uri, dtype=str, keep_default_na=False, na_values=[""])
+    needed = [id_col, *spec.metadata.columns]
+    if spec.metadata.subject:
+        needed.append(spec.metadata.subject)
+    if spec.labels.source == "session":
+        needed.append(spec.labels.column)
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise RawDataError(uri, f"missing columns {missing} (the dataset spec names them)")
+    df[id_col] = df[id_col].astype(str)
+    if df[id_col].duplicated().any():
+        dups = sorted(df.loc[df[id_col].duplicated(), id_col].unique())
+        raise RawDataError(uri, f"duplicated session ids {dups}")
+    return df
+
+
+def session_folder(spec: DatasetSpec, session_id: str) -> str:
+    return spec.sessions.folder.replace("{session_id}", session_id).strip("/")
+
+
+def session_key(spec: DatasetSpec, session_id: str, name: str = "") -> str:
+    folder = session_folder(spec, session_id)
+    return f"{folder}/{name}" if name else folder
+
+
+def stream_key(spec: DatasetSpec, session_id: str, stream: str, listing: list[str] | None) -> str:
+    """Object key of one stream's file; a glob pattern must match exactly one file."""
+    path = spec.streams[stream].path
+    key = session_key(spec, session_id, path)
+    if not any(ch in path for ch in "*?["):
+        return key
+    folder = session_folder(spec, session_id) + "/"
+    matches = sorted(k for k in (listing or []) if k.startswith(folder) and fnmatch.fnmatch(k, key))
+    if len(matches) != 1:
+        raise RawDataError(
+            key,
+            f"pattern {path!r} matches {len(matches)} files"
+            + (f": {matches[:5]}" if matches else ""),
+        )
+    return matches[0]
+
+
+def read_clock_file(
+    store: Any, spec: DatasetSpec, session_id: str
+) -> tuple[dict[str, ClockModel], dict[str, dict[str, Any]]]:
+    """Starting-guess clocks per stream and each stream's raw clock-file entry.
+
+    Streams declared `clock.initial: zero`, the reference, and streams absent from the file
+    start at offset 0 and drift 0. Without a clock file every stream does.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    if spec.sessions.clock_file:
+        key = session_key(spec, session_id, spec.sessions.clock_file)
+        try:
+            doc = json.loads(_get(store, key))
+            streams = doc["streams"]
+            if not isinstance(streams, dict):
+                raise TypeError("'streams' must be a mapping of stream name to clock")
+            for name, entry in streams.items():
+                if not isinstance(entry, dict):
+                    raise TypeError(f"streams.{name} must be a mapping")
+                entries[str(name)] = dict(entry)
+                float(entry.get("offset_s", 0.0)), float(entry.get("drift_ppm", 0.0))
+        except RawDataError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RawDataError(store.uri(key), f"invalid clock file ({exc!r})") from None
+    clocks = {}
+    for name, s in spec.streams.items():
+        entry = entries.get(name, {})
+        if name == spec.reference or s.clock.initial == "zero":
+            clocks[name] = ClockModel()
+        else:
+            clocks[name] = ClockModel(
+                float(entry.get("offset_s", 0.0)), float(entry.get("drift_ppm", 0.0))
+            )
+    return clocks, entries
+
+
+def read_labels(
+    store: Any, spec: DatasetSpec, session_id: str, session_row: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Label intervals (start_s, end_s, label) on the reference clock, with declared classes only.
+
+    A session-level label becomes one interval covering all time.
+    """
+    ls = spec.labels
+    classes = set(ls.classes)
+    if ls.source == "session":
+        value = None if session_row is None else session_row.get(ls.column)
+        where = f"{store.uri(spec.sessions.table)} (session {session_id}, column {ls.column})"
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
+            raise RawDataError(where, "no label")
+        if str(value) not in classes:
+            raise RawDataError(where, f"unknown label {str(value)!r}; expected one of {ls.classes}")
+        return pd.DataFrame({"start_s": [-np.inf], "end_s": [np.inf], "label": [str(value)]})
+    key = session_key(spec, session_id, ls.path)
+    uri = store.uri(key)
+    df = read_table(_get(store, key), uri)
+    cols = [ls.start_column, ls.end_column, ls.label_column]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise RawDataError(uri, f"label table needs columns {cols}; missing {missing}")
+    try:
+        out = pd.DataFrame(
+            {
+                "start_s": pd.to_numeric(df[ls.start_column], errors="raise").astype(float),
+                "end_s": pd.to_numeric(df[ls.end_column], errors="raise").astype(float),
+                "label": df[ls.label_column].astype(str),
+            }
+        )
+    except (ValueError, TypeError) as exc:
+        raise RawDataError(uri, f"label times must be numbers ({exc})") from None
+    bad = ~(out["end_s"] > out["start_s"])
+    if bad.any():
+        line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+        raise RawDataError(
+            uri,
+            f"{int(bad.sum())} label intervals do not end after they start (first at line {line})",
+        )
+    unknown = sorted(set(out["label"]) - classes)
+    if unknown:
+        line = int(np.flatnonzero(~out["label"].isin(classes).to_numpy())[0]) + 2
+        raise RawDataError(
+            uri, f"unknown labels {unknown} (first at line {line}); expected one of {ls.classes}"
+        )
+    return out.sort_values("start_s", kind="stable").reset_index(drop=True)
+
+
+def read_sync(store: Any, spec: DatasetSpec, session_id: str) -> dict[str, np.ndarray] | None:
+    if not spec.sessions.sync_file:
+        return None
+    key = session_key(spec, session_id, spec.sessions.sync_file)
+    if not store.exists(key):
+        return None
+    try:
+        doc = json.loads(_get(store, key))
+        return {str(name): np.asarray(v, dtype=np.float64) for name, v in doc.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise RawDataError(store.uri(key), f"invalid sync markers ({exc!r})") from None
+
+
+def stream_source(
+    store: Any,
+    spec: DatasetSpec,
+    session_id: str,
+    stream: str,
+    clock_entries: dict[str, dict[str, Any]],
+    listing: list[str] | None = None,
+) -> StreamSource:
+    """Where one stream of one session is, with its typed params (RawDataError on a bad pattern)."""
+    s = spec.streams[stream]
+    return StreamSource(
+        store=store,
+        session_id=session_id,
+        name=stream,
+        kind=s.kind,
+        key=stream_key(spec, session_id, stream, listing),
+        params=spec.params(stream),
+        clock=clock_entries.get(stream, {}),
+    )
+
+
+def list_session(store: Any, spec: DatasetSpec, session_id: str) -> list[str] | None:
+    """Keys in the session folder when some stream path is a pattern (one listing), else None."""
+    if any(any(ch in s.path for ch in "*?[") for s in spec.streams.values()):
+        return store.list(session_folder(spec, session_id))
+    return None
+
+
+def load_session(
+    store: Any,
+    spec: DatasetSpec,
+    session_id: str,
+    meta: dict[str, Any],
+    session_row: dict[str, Any] | None = None,
+) -> SessionStreams:
+    """Read one session. Clock file and labels are required (RawDataError); a bad stream becomes
+    None with its error in `problems`, so the caller decides whether the session is usable."""
+    clocks, entries = read_clock_file(store, spec, session_id)
+    labels = read_labels(store, spec, session_id, session_row)
+    session = SessionStreams(session_id=session_id, meta=meta, clocks=clocks, labels=labels)
+    listing = list_session(store, spec, session_id)
+    for name, s in spec.streams.items():
+        try:
+            src = stream_source(store, spec, session_id, name, entries, listing)
+            session.streams[name] = get_kind(s.kind).read.read(src)
+        except RawDataError as err:
+            session.streams[name] = None
+            session.problems.append((name, err))
+    try:
+        session.sync = read_sync(store, spec, session_id)
+    except RawDataError as err:
+        session.problems.append(("sync", err))
+    return session

@@ -1,0 +1,544 @@
+"""Held-out evaluation of the fused and single-stream models: scores, slices, calibration, abstention, cost.
+
+The test split is used only for reported scores; the validation split only for fitting the
+temperature and choosing the abstention threshold (fitting either on test would leak). Classes,
+slices and the streams dropped for robustness come from the dataset spec, never from constants.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modalops.config.evaluate import EvaluateConfig
+from modalops.evaluate import metrics
+from modalops.evaluate.result import EvaluationReport
+from modalops.store import ObjectStore, join_key
+
+FUSED_ID = "fused"
+
+
+@dataclass
+class SplitTruth:
+    """Labels, session ids (bootstrap groups) and metadata of one split, in sample order."""
+
+    labels: np.ndarray
+    groups: np.ndarray
+    meta: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.groups = np.asarray(self.groups)
+        if not (len(self.labels) == len(self.groups) == len(self.meta)):
+            raise ValueError(
+                f"split has {len(self.labels)} labels, {len(self.groups)} groups and "
+                f"{len(self.meta)} metadata rows; they must match"
+            )
+
+
+@dataclass
+class ModelOutputs:
+    """One model's predicted probabilities on val and test, plus what it costs to run."""
+
+    model_id: str
+    streams: list[str]
+    val_probs: np.ndarray
+    test_probs: np.ndarray
+    n_params: int = 0
+    latency_ms: list[float] = field(default_factory=list)  # per-sample wall time, batch size 1
+    # test probabilities with one stream removed, keyed by the removed stream (fused only)
+    removed: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ---- pure computation on predictions -----------------------------------------------------------
+
+
+def _f1_of(n_classes: int):
+    def f1(t: np.ndarray, p: np.ndarray) -> float:
+        return metrics.macro_f1(t, p, n_classes)
+
+    return f1
+
+
+def _lift_of(n_classes: int):
+    f1 = _f1_of(n_classes)
+
+    def lift(t: np.ndarray, pair: np.ndarray) -> float:
+        return f1(t, pair[:, 0]) - f1(t, pair[:, 1])
+
+    return lift
+
+
+def _model_row(
+    out: ModelOutputs, test: SplitTruth, cfg: EvaluateConfig, n_classes: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    pred = out.test_probs.argmax(axis=1)
+    lo, hi = metrics.bootstrap_ci(
+        _f1_of(n_classes), test.labels, pred, n_boot=cfg.n_boot, seed=cfg.seed, groups=test.groups
+    )
+    lat = np.asarray(out.latency_ms, dtype=np.float64)
+    mean_s = float(lat.mean()) / 1000.0 if lat.size else float("nan")
+    row = {
+        "model_id": out.model_id,
+        "streams": ",".join(out.streams),
+        "macro_f1": metrics.macro_f1(test.labels, pred, n_classes),
+        "macro_f1_lo": lo,
+        "macro_f1_hi": hi,
+        "accuracy": metrics.accuracy(test.labels, pred),
+        "ece": metrics.ece(out.test_probs, test.labels, cfg.ece_bins),
+        "n_params": int(out.n_params),
+        "latency_p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "latency_p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+        # Mean (not median) time per sample: cost follows throughput, which the tail pays for too.
+        "cost_per_1k_usd": cfg.hourly_price_usd / 3600.0 * mean_s * 1000.0,
+    }
+    return row, pred
+
+
+def slice_table(
+    probs: np.ndarray,
+    truth: SplitTruth,
+    threshold: float,
+    cfg: EvaluateConfig,
+    slices: Sequence[str],
+) -> pd.DataFrame:
+    """Per value of every slice column: n, macro-F1, error rate (with CIs), ECE, abstention."""
+    n_classes = probs.shape[1]
+    f1_fn = _f1_of(n_classes)
+    pred = probs.argmax(axis=1)
+    overall = metrics.macro_f1(truth.labels, pred, n_classes)
+    conf = probs.max(axis=1)
+    rows = []
+    for column in slices:
+        if column not in truth.meta.columns:
+            continue  # a declared slice the data lacks is reported in the headline, not fatal
+        values = truth.meta[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            m = values == value
+            t, p, g = truth.labels[m], pred[m], truth.groups[m]
+            f1 = metrics.macro_f1(t, p, n_classes)
+            f1_lo, f1_hi = metrics.bootstrap_ci(
+                f1_fn, t, p, n_boot=cfg.n_boot, seed=cfg.seed, groups=g
+            )
+            err_lo, err_hi = metrics.bootstrap_ci(
+                metrics.error_rate, t, p, n_boot=cfg.n_boot, seed=cfg.seed, groups=g
+            )
+            n = int(m.sum())
+            rows.append(
+                {
+                    "column": column,
+                    "value": value,
+                    "n": n,
+                    "n_sessions": len(set(g.tolist())),
+                    "macro_f1": f1,
+                    "macro_f1_lo": f1_lo,
+                    "macro_f1_hi": f1_hi,
+                    "error_rate": metrics.error_rate(t, p),
+                    "error_rate_lo": err_lo,
+                    "error_rate_hi": err_hi,
+                    "ece": metrics.ece(probs[m], t, cfg.ece_bins),
+                    "abstention_rate": float((conf[m] < threshold).mean()),
+                    "coverage": float((conf[m] >= threshold).mean()),
+                    "gap": overall - f1,
+                    "flagged": bool(n >= cfg.min_slice_n and overall - f1 > cfg.slice_margin),
+                }
+            )
+    cols = ["column", "value", "n", "n_sessions", "macro_f1", "macro_f1_lo", "macro_f1_hi"]
+    cols += ["error_rate", "error_rate_lo", "error_rate_hi", "ece", "abstention_rate"]
+    cols += ["coverage", "gap", "flagged"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def build_report(
+    outputs: Sequence[ModelOutputs],
+    val: SplitTruth,
+    test: SplitTruth,
+    cfg: EvaluateConfig,
+    labels: Sequence[str],
+    slices: Sequence[str] | None = None,
+    fused_id: str = FUSED_ID,
+    extra_headline: Mapping[str, Any] | None = None,
+) -> EvaluationReport:
+    """Compute every table of the report from predicted probabilities (no models, no I/O).
+
+    `labels` are the spec's classes in index order; `slices` the metadata columns evaluated as
+    slices (default: `cfg.slices`, else none).
+    """
+    labels = list(labels)
+    n_classes = len(labels)
+    slice_columns = list(slices if slices is not None else (cfg.slices or []))
+    by_id = {o.model_id: o for o in outputs}
+    if fused_id not in by_id:
+        raise ValueError(f"no model {fused_id!r} among {sorted(by_id)}; the report centres on it")
+    fused = by_id[fused_id]
+    for o in outputs:
+        if len(o.test_probs) != len(test.labels) or len(o.val_probs) != len(val.labels):
+            raise ValueError(
+                f"model {o.model_id}: {len(o.val_probs)}/{len(o.test_probs)} val/test predictions "
+                f"for {len(val.labels)}/{len(test.labels)} samples"
+            )
+        if o.test_probs.shape[1] != n_classes or o.val_probs.shape[1] != n_classes:
+            raise ValueError(
+                f"model {o.model_id}: predictions have {o.test_probs.shape[1]} classes, the "
+                f"dataset spec declares {n_classes} ({labels})"
+            )
+
+    rows, preds, per_class, confusion = [], {}, [], {}
+    for o in outputs:
+        row, pred = _model_row(o, test, cfg, n_classes)
+        rows.append(row)
+        preds[o.model_id] = pred
+        pc = metrics.per_class_prf(test.labels, pred, n_classes, labels)
+        pc.insert(0, "model_id", o.model_id)
+        per_class.append(pc)
+        confusion[o.model_id] = metrics.confusion(test.labels, pred, n_classes).tolist()
+    models_df = pd.DataFrame(rows)
+
+    # Fusion lift over the best unimodal model, with a paired (same resample) session bootstrap.
+    uni = models_df[models_df["model_id"] != fused_id]
+    fused_f1 = float(models_df.loc[models_df["model_id"] == fused_id, "macro_f1"].iloc[0])
+    best_uni, lift, lift_lo, lift_hi = None, float("nan"), float("nan"), float("nan")
+    if not uni.empty:
+        best = uni.sort_values("macro_f1", ascending=False).iloc[0]
+        best_uni = str(best["model_id"])
+        lift = fused_f1 - float(best["macro_f1"])
+        pair = np.stack([preds[fused_id], preds[best_uni]], axis=1)
+        lift_lo, lift_hi = metrics.bootstrap_ci(
+            _lift_of(n_classes),
+            test.labels,
+            pair,
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+            groups=test.groups,
+        )
+
+    # Missing-stream robustness: the fused model with each stream removed in turn.
+    robustness = pd.DataFrame(
+        [
+            {
+                "removed": m,
+                "macro_f1": metrics.macro_f1(test.labels, p.argmax(axis=1), n_classes),
+                "accuracy": metrics.accuracy(test.labels, p.argmax(axis=1)),
+                "drop": fused_f1 - metrics.macro_f1(test.labels, p.argmax(axis=1), n_classes),
+            }
+            for m, p in fused.removed.items()
+        ],
+        columns=["removed", "macro_f1", "accuracy", "drop"],
+    )
+
+    # Calibration: temperature fitted on validation, measured on test.
+    val_logits = metrics.probs_to_logits(fused.val_probs)
+    test_logits = metrics.probs_to_logits(fused.test_probs)
+    temperature = metrics.fit_temperature(val_logits, val.labels) if cfg.calibrate else 1.0
+    test_cal = metrics.softmax(test_logits, temperature)
+    val_cal = metrics.softmax(val_logits, temperature)
+    calibration = {
+        "temperature": temperature,
+        "fitted_on": "val",
+        "ece_before": metrics.ece(fused.test_probs, test.labels, cfg.ece_bins),
+        "ece_after": metrics.ece(test_cal, test.labels, cfg.ece_bins),
+        "nll_before": metrics.nll(fused.test_probs, test.labels),
+        "nll_after": metrics.nll(test_cal, test.labels),
+        "val_ece_before": metrics.ece(fused.val_probs, val.labels, cfg.ece_bins),
+        "val_ece_after": metrics.ece(val_cal, val.labels, cfg.ece_bins),
+    }
+    rel_before = metrics.reliability_table(fused.test_probs, test.labels, cfg.ece_bins)
+    rel_after = metrics.reliability_table(test_cal, test.labels, cfg.ece_bins)
+    reliability = pd.concat(
+        [rel_before.assign(stage="before"), rel_after.assign(stage="after")], ignore_index=True
+    )
+
+    # Abstention: threshold on calibrated validation confidence, coverage measured on test.
+    kw = (
+        {"target_precision": cfg.abstention_value}
+        if cfg.abstention_target == "precision"
+        else {"max_risk": cfg.abstention_value}
+    )
+    threshold = metrics.choose_threshold(val_cal, val.labels, **kw)
+    test_risk = metrics.selective_risk(test_cal, test.labels, threshold)
+    abstention = {
+        "target": cfg.abstention_target,
+        "value": cfg.abstention_value,
+        "threshold": threshold,
+        "val_coverage": metrics.coverage(val_cal, threshold),
+        "val_risk": metrics.selective_risk(val_cal, val.labels, threshold),
+        "test_coverage": metrics.coverage(test_cal, threshold),
+        "test_risk": test_risk,
+        "test_selective_accuracy": 1.0 - test_risk,
+    }
+    coverage_risk = metrics.coverage_risk_curve(test_cal, test.labels)
+
+    slices = slice_table(test_cal, test, threshold, cfg, slice_columns)
+    worst = slices[slices["n"] >= cfg.min_slice_n].sort_values("macro_f1").head(1)
+    fused_row = models_df[models_df["model_id"] == fused_id].iloc[0]
+    headline: dict[str, Any] = {
+        "fused_model": fused_id,
+        "fused_macro_f1": fused_f1,
+        "fused_macro_f1_lo": float(fused_row["macro_f1_lo"]),
+        "fused_macro_f1_hi": float(fused_row["macro_f1_hi"]),
+        "fused_accuracy": float(fused_row["accuracy"]),
+        "best_unimodal": best_uni,
+        "best_unimodal_macro_f1": None if uni.empty else float(uni["macro_f1"].max()),
+        "lift": lift,
+        "lift_lo": lift_lo,
+        "lift_hi": lift_hi,
+        "worst_slice": None
+        if worst.empty
+        else f"{worst.iloc[0]['column']}={worst.iloc[0]['value']}",
+        "worst_slice_macro_f1": None if worst.empty else float(worst.iloc[0]["macro_f1"]),
+        "worst_slice_n": None if worst.empty else int(worst.iloc[0]["n"]),
+        "n_flagged_slices": int(slices["flagged"].sum()) if not slices.empty else 0,
+        "missing_slice_columns": [c for c in slice_columns if c not in test.meta.columns],
+        "ece_before": calibration["ece_before"],
+        "ece_after": calibration["ece_after"],
+        "temperature": temperature,
+        "abstention_threshold": threshold,
+        "coverage": abstention["test_coverage"],
+        "selective_accuracy": abstention["test_selective_accuracy"],
+        "latency_p50_ms": float(fused_row["latency_p50_ms"]),
+        "latency_p95_ms": float(fused_row["latency_p95_ms"]),
+        "cost_per_1k_usd": float(fused_row["cost_per_1k_usd"]),
+        "n_test": int(len(test.labels)),
+        "n_test_sessions": len(set(test.groups.tolist())),
+        "n_val": int(len(val.labels)),
+    }
+    headline.update(extra_headline or {})
+    return EvaluationReport(
+        headline=headline,
+        models=models_df,
+        slices=slices,
+        per_class=pd.concat(per_class, ignore_index=True),
+        confusion=confusion,
+        robustness=robustness,
+        calibration=calibration,
+        reliability=reliability,
+        abstention=abstention,
+        coverage_risk=coverage_risk,
+        labels=labels,
+    )
+
+
+def headline_metrics(report: EvaluationReport) -> dict[str, float]:
+    """Numeric headline values for MLflow (`eval.` names; None/NaN left out)."""
+    out = {}
+    for k, v in report.headline.items():
+        numeric = isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+        if numeric and math.isfinite(float(v)):
+            out[f"eval.{k}"] = float(v)
+    for r in report.models.to_dict("records"):
+        for k in ("macro_f1", "accuracy", "ece"):
+            if r[k] is not None and math.isfinite(float(r[k])):
+                out[f"eval.{r['model_id']}.{k}"] = float(r[k])
+    return out
+
+
+# ---- models → predictions ---------------------------------------------------------------------
+
+
+def session_of(key: str) -> str:
+    """Session id of a sample key `<session>__<window>`."""
+    return key.rsplit("__", 1)[0]
+
+
+def truth_from_samples(samples: Sequence[Mapping[str, Any]]) -> SplitTruth:
+    """Labels, sessions and metadata of raw samples as yielded by shard.iter_raw_samples."""
+    labels = np.array([int(s["label_index"]) for s in samples], dtype=np.int64)
+    groups = np.array(
+        [str(s.get("meta", {}).get("session_id") or session_of(s["key"])) for s in samples]
+    )
+    meta = pd.DataFrame([dict(s.get("meta") or {}) for s in samples], index=range(len(samples)))
+    return SplitTruth(labels=labels, groups=groups, meta=meta)
+
+
+def drop_stream(sample: Mapping[str, Any], stream: str) -> dict[str, Any]:
+    """A copy of a raw sample with `stream` absent (as if its device had recorded nothing)."""
+    out = dict(sample)
+    out["streams"] = {**dict(sample.get("streams") or {}), stream: None}
+    return out
+
+
+def count_parameters(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def time_per_sample(predict, samples: Sequence[Mapping[str, Any]], n: int) -> list[float]:
+    """Wall milliseconds of `predict([sample])` for up to n samples, after one warm-up call."""
+    chosen = list(samples[:n])
+    if not chosen:
+        return []
+    predict(chosen[:1])  # warm-up: first call pays lazy init (allocator, kernels)
+    out = []
+    for s in chosen:
+        t0 = time.perf_counter()
+        predict([s])
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
+def predict_outputs(
+    model_id: str,
+    streams: Iterable[str],
+    model: Any,
+    val: Sequence[Mapping[str, Any]],
+    test: Sequence[Mapping[str, Any]],
+    cfg: EvaluateConfig,
+    predict_proba,
+) -> ModelOutputs:
+    """Score one loaded model on val and test (and test with each stream removed if fused).
+
+    `predict_proba(model, raw_samples, batch_size) -> (N, C) probabilities`.
+    """
+
+    def predict(raws):
+        return np.asarray(predict_proba(model, raws, cfg.batch_size), dtype=np.float64)
+
+    names = list(streams)
+    out = ModelOutputs(
+        model_id=model_id,
+        streams=names,
+        val_probs=predict(val),
+        test_probs=predict(test),
+        n_params=count_parameters(model),
+        latency_ms=time_per_sample(lambda r: predict_proba(model, r, 1), test, cfg.latency_samples),
+    )
+    if model_id == FUSED_ID and cfg.robustness and len(names) > 1:
+        for name in names:
+            out.removed[name] = predict([drop_stream(s, name) for s in test])
+    return out
+
+
+def write_report(store: ObjectStore, out_prefix: str, report: EvaluationReport) -> dict[str, str]:
+    """Write report.json, report.html and the plots under `out_prefix`; returns name -> key."""
+    # Imported here: matplotlib is only needed when a report is rendered.
+    from modalops.evaluate.report import make_plots, render_html
+
+    if not report.plots:
+        report.plots = make_plots(report)
+    keys = {}
+    for name, png in report.plots.items():
+        keys[f"plot_{name}"] = join_key(out_prefix, "plots", f"{name}.png")
+        store.put_bytes(keys[f"plot_{name}"], png)
+    keys["report_json"] = join_key(out_prefix, "report.json")
+    keys["report_html"] = join_key(out_prefix, "report.html")
+    keys["headline_md"] = join_key(out_prefix, "headline.md")
+    report.artifacts = dict(keys)
+    store.put_text(keys["report_json"], report.to_json())
+    store.put_text(keys["report_html"], render_html(report))
+    store.put_text(keys["headline_md"], report.headline_markdown())
+    return keys
+
+
+def manifest_spec(manifest: Any):
+    """The DatasetSpec a dataset version was built from (stored in its manifest)."""
+    from modalops.dataset.spec import DatasetSpec, parse_spec
+
+    spec = getattr(manifest, "spec", None)
+    if isinstance(spec, DatasetSpec):
+        return spec
+    if not spec:
+        raise ValueError(
+            f"dataset {getattr(manifest, 'version', '?')}: the manifest carries no dataset spec"
+        )
+    return parse_spec(spec, f"dataset {getattr(manifest, 'version', '?')} manifest (spec)")
+
+
+def evaluation_slices(spec: Any, cfg: EvaluateConfig) -> list[str]:
+    """Slice columns: the config's override when given, else the spec's metadata.slices."""
+    return list(cfg.slices) if cfg.slices is not None else list(spec.metadata.slices)
+
+
+def load_model(store: ObjectStore, key: str, model_id: str, workdir: str) -> Any:
+    """A trained classifier from its checkpoint in the store, in eval mode."""
+    from pathlib import Path
+
+    from modalops.train.models import load_classifier
+
+    try:
+        path = store.get_file(key, Path(workdir) / f"{model_id}.pt")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"model {model_id}: checkpoint {store.uri(key)} is missing"
+        ) from None
+    loaded = load_classifier(str(path))
+    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    if hasattr(model, "eval"):
+        model.eval()
+    return model
+
+
+def evaluate_models(
+    store: ObjectStore,
+    manifest: Any,
+    trained: Sequence[Any],
+    cfg: EvaluateConfig,
+    out_prefix: str,
+) -> EvaluationReport:
+    """Score every trained model on val and test, build the report and write it to the store.
+
+    `trained` holds train.TrainResult items (model_id, checkpoint_key); each model decodes with
+    the spec it was trained on, which must be compatible with the dataset's.
+    """
+    import tempfile
+
+    # Imported here: the model code pulls in torch, which this module's pure part does not need.
+    from modalops.serving.predict import predict_proba
+    from modalops.shard import iter_raw_samples
+
+    version = getattr(manifest, "version", "?")
+    spec = manifest_spec(manifest)
+    val = list(iter_raw_samples(store, manifest, "val"))
+    test = list(iter_raw_samples(store, manifest, "test"))
+    if not test:
+        raise ValueError(f"dataset {version}: the test split is empty")
+    if not val:
+        raise ValueError(f"dataset {version}: the validation split is empty")
+    outputs = []
+    with tempfile.TemporaryDirectory(prefix="modalops-evaluate-") as tmp:
+        for tr in trained:
+            model = load_model(store, tr.checkpoint_key, tr.model_id, tmp)
+            model_spec = getattr(model, "spec", None)
+            if model_spec is not None:
+                model_spec.check_compatible(spec, what=f"model {tr.model_id}")
+            streams = list(getattr(model, "streams", None) or _streams_of(tr))
+            outputs.append(
+                predict_outputs(tr.model_id, streams, model, val, test, cfg, predict_proba)
+            )
+    report = build_report(
+        outputs,
+        truth_from_samples(val),
+        truth_from_samples(test),
+        cfg,
+        labels=spec.labels.classes,
+        slices=evaluation_slices(spec, cfg),
+        extra_headline={"dataset_version": getattr(manifest, "version", None)},
+    )
+    write_report(store, out_prefix, report)
+    return report
+
+
+def _streams_of(trained: Any) -> list[str]:
+    return list(getattr(trained, "streams", None) or getattr(trained, "modalities", None) or [])
+
+
+__all__ = [
+    "FUSED_ID",
+    "EvaluationReport",
+    "ModelOutputs",
+    "SplitTruth",
+    "build_report",
+    "drop_stream",
+    "evaluate_models",
+    "evaluation_slices",
+    "headline_metrics",
+    "manifest_spec",
+    "predict_outputs",
+    "slice_table",
+    "truth_from_samples",
+    "write_report",
+]

@@ -1,0 +1,40 @@
+"""The time-series encoder: a small 1-D CNN over [B, C, rows] plus per-channel level statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class TimeseriesEncoder(nn.Module):
+    """[B,C,T] → [B,H]. The CNN sees the de-meaned signal (the wobble); the per-channel mean
+    and log-std (e.g. gravity, a machine's on/off hum level) are passed on beside it."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        c = hidden
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, c, 7, stride=2, padding=3), nn.ReLU(),
+            nn.Conv1d(c, c, 5, stride=2, padding=2), nn.ReLU(),
+            nn.AdaptiveMaxPool1d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.out = nn.Linear(c + 2 * channels, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=-1, keepdim=True)
+        # a one-row window has no sample spread; the unbiased estimate would be NaN
+        std = x.std(dim=-1, keepdim=True, correction=1 if x.shape[-1] > 1 else 0)
+        stats = torch.cat([mean.squeeze(-1) / 10.0, torch.log(std.squeeze(-1) + 1e-3)], dim=1)
+        return F.relu(
+            self.out(
+                torch.cat([self.net((x - mean) / (std.mean(1, keepdim=True) + 0.1)), stats], dim=1)
+            )
+        )
+
+
+def build_encoder(params: Any, shape: tuple[int, ...], hidden: int) -> nn.Module:
+    """The encoder for windows of `shape` (channels, rows) -> [B, hidden]."""
+    return TimeseriesEncoder(int(shape[0]), hidden)

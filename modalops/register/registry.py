@@ -1,0 +1,814 @@
+"""MLflow logging, model registration and the champion promotion gate.
+
+The registered model carries the dataset spec it was trained on (`dataset.yaml`, logged with the
+model and the run, and its digest as a tag), so a consumer decodes with that spec.
+A new version always gets alias `challenger`; `champion` moves only when the gate passes against
+the current champion re-scored on the same test samples (or with an explicit, recorded `force`).
+Promotions are serialised per model name, so two pipelines finishing together cannot both win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+import time
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from modalops.config.evaluate import PromotionGateConfig
+from modalops.evaluate import metrics
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+SECRET_WORDS = ("secret", "password", "token", "key", "credential")
+_TAG_LIMIT = 4900  # MLflow tag values are capped at 5000 characters
+
+
+class PromotionLockTimeout(TimeoutError):
+    """Another pipeline held the promotion lock for longer than the configured timeout."""
+
+
+# ---- scores the gate compares -------------------------------------------------------------------
+
+
+@dataclass
+class GateScores:
+    """What the gate compares for one model version on one set of test samples."""
+
+    macro_f1: float
+    ece: float
+    slice_f1: dict[str, float] = field(default_factory=dict)  # "column=value" -> macro-F1
+    flagged: list[str] = field(default_factory=list)  # slices the report flagged (challenger)
+    version: str | None = None  # the registered version these scores belong to
+    n: int = 0
+
+
+@dataclass
+class RescoringSet:
+    """The test samples every candidate and the champion are scored on: pyfunc inputs + truth."""
+
+    inputs: pd.DataFrame
+    labels: np.ndarray
+    meta: pd.DataFrame
+    classes: list[str]  # the spec's classes, in index order
+    slices: list[str] = field(default_factory=list)
+    ece_bins: int = 10
+
+    @classmethod
+    def from_raw_samples(
+        cls,
+        samples: Sequence[Mapping[str, Any]],
+        spec: Any,
+        slices: Sequence[str] | None = None,
+        ece_bins: int = 10,
+    ) -> RescoringSet:
+        """From raw samples as yielded by shard.iter_raw_samples, in the columns of `spec`.
+
+        `slices` default to the spec's metadata.slices.
+        """
+        from modalops.serving.pyfunc import to_input_frame
+
+        return cls(
+            inputs=to_input_frame(list(samples), spec),
+            labels=np.array([int(s["label_index"]) for s in samples], dtype=np.int64),
+            meta=pd.DataFrame([dict(s.get("meta") or {}) for s in samples]),
+            classes=list(spec.labels.classes),
+            slices=list(spec.metadata.slices if slices is None else slices),
+            ece_bins=ece_bins,
+        )
+
+
+def score_predictions(pred: pd.DataFrame, data: RescoringSet) -> GateScores:
+    """Gate scores from a pyfunc output table (label + prob_<class> columns)."""
+    if len(pred) != len(data.labels):
+        raise ValueError(f"scoring: {len(pred)} predictions for {len(data.labels)} test samples")
+    classes = list(data.classes)
+    index = {name: i for i, name in enumerate(classes)}
+    try:
+        y_pred = np.array([index[str(x)] for x in pred["label"]], dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"scoring: the model predicted unknown label {exc.args[0]!r}") from None
+    prob_cols = [f"prob_{name}" for name in classes]
+    probs = pred[prob_cols].to_numpy(dtype=np.float64) if set(prob_cols) <= set(pred) else None
+    slice_f1 = {}
+    for column in data.slices:
+        if column not in data.meta.columns:
+            continue
+        values = data.meta[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            m = values == value
+            slice_f1[f"{column}={value}"] = metrics.macro_f1(
+                data.labels[m], y_pred[m], len(classes)
+            )
+    return GateScores(
+        macro_f1=metrics.macro_f1(data.labels, y_pred, len(classes)),
+        ece=metrics.ece(probs, data.labels, data.ece_bins) if probs is not None else float("nan"),
+        slice_f1=slice_f1,
+        n=len(y_pred),
+    )
+
+
+def score_model_uri(model_uri: str, data: RescoringSet) -> GateScores:
+    """Load a pyfunc (e.g. models:/name/3) and score it on the rescoring set."""
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    return score_predictions(model.predict(data.inputs), data)
+
+
+# ---- the gate ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GateCheck:
+    name: str
+    passed: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.detail}"
+
+
+@dataclass
+class PromotionDecision:
+    """The outcome; `decision` is promoted, refused, forced or stale (champion moved meanwhile)."""
+
+    model_name: str
+    version: str
+    promoted: bool
+    decision: str
+    reasons: list[str]
+    checks: list[GateCheck] = field(default_factory=list)
+    previous_champion: str | None = None
+    requested_by: str | None = None
+    force_reason: str | None = None
+    decided_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def check_gate(
+    gate: PromotionGateConfig, challenger: GateScores, champion: GateScores | None
+) -> list[GateCheck]:
+    """Every check of the gate, passed or not, each with a reason a person can read."""
+    checks = [
+        GateCheck(
+            "min_macro_f1",
+            _finite(challenger.macro_f1) and challenger.macro_f1 >= gate.min_macro_f1,
+            f"macro-F1 {challenger.macro_f1:.4f} vs minimum {gate.min_macro_f1:.4f}",
+        )
+    ]
+    if champion is None:
+        checks.append(GateCheck("champion", True, "no champion yet: first registration"))
+        return checks
+    delta = challenger.macro_f1 - champion.macro_f1
+    checks.append(
+        GateCheck(
+            "beats_champion",
+            _finite(delta) and delta > 0 and delta >= gate.min_improvement,
+            f"macro-F1 {challenger.macro_f1:.4f} vs champion v{champion.version} "
+            f"{champion.macro_f1:.4f} on the same {challenger.n} test samples "
+            f"(change {delta:+.4f}, required > 0 and >= {gate.min_improvement:.4f})",
+        )
+    )
+    for name in challenger.flagged:
+        new, old = challenger.slice_f1.get(name), champion.slice_f1.get(name)
+        if not (_finite(new) and _finite(old)):
+            checks.append(GateCheck(f"slice {name}", True, "not scored for both models; skipped"))
+            continue
+        drop = old - new
+        checks.append(
+            GateCheck(
+                f"slice {name}",
+                drop <= gate.max_slice_regression + 1e-12,
+                f"flagged slice macro-F1 {new:.4f} vs champion {old:.4f} "
+                f"(regression {drop:+.4f}, allowed {gate.max_slice_regression:.4f})",
+            )
+        )
+    if _finite(challenger.ece) and _finite(champion.ece):
+        worse = challenger.ece - champion.ece
+        checks.append(
+            GateCheck(
+                "ece",
+                worse <= gate.max_ece_increase + 1e-12,
+                f"ECE {challenger.ece:.4f} vs champion {champion.ece:.4f} "
+                f"(increase {worse:+.4f}, allowed {gate.max_ece_increase:.4f})",
+            )
+        )
+    return checks
+
+
+# ---- serialising promotions -----------------------------------------------------------------------
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///") :]).expanduser().resolve()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout_s: float) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    with open(path, "a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PromotionLockTimeout(
+                        f"{path}: promotion lock still held after {timeout_s:.0f} s "
+                        "(another pipeline is promoting; retry later)"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _pg_advisory_lock(tracking_uri: str, model_name: str, timeout_s: float) -> Iterator[None]:
+    import sqlalchemy
+
+    key = zlib.crc32(f"modalops-promotion:{model_name}".encode())
+    engine = sqlalchemy.create_engine(tracking_uri, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'"))
+        # Session-level advisory lock: held until unlocked or the connection closes.
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def promotion_lock(tracking_uri: str, model_name: str, timeout_s: float = 120.0) -> Iterator[None]:
+    """Serialise promotions of one model name.
+
+    SQLite: a file lock next to the database (every writer shares that file system).
+    PostgreSQL: an advisory lock in the database itself. Other backends (an HTTP tracking
+    server): a file lock in the temp directory, which serialises pipelines on this host only;
+    the alias is re-read after setting it to catch anything else.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
+    db = _sqlite_path(tracking_uri)
+    if db is not None:
+        with _file_lock(db.with_name(f"{db.name}.{safe}.promotion.lock"), timeout_s):
+            yield
+    elif tracking_uri.startswith(("postgresql", "postgres")):
+        with _pg_advisory_lock(tracking_uri, model_name, timeout_s):
+            yield
+    else:
+        digest = hashlib.sha256(f"{tracking_uri}|{model_name}".encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / "modalops-locks" / f"{safe}-{digest}.lock"
+        with _file_lock(path, timeout_s):
+            yield
+
+
+def current_champion(client, model_name: str) -> str | None:
+    """Version currently holding alias champion, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _tracking_uri_of(client) -> str:
+    uri = getattr(client, "tracking_uri", None) or getattr(
+        getattr(client, "_tracking_client", None), "tracking_uri", None
+    )
+    if not uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    return str(uri)
+
+
+def _record(client, decision: PromotionDecision) -> None:
+    tags = {
+        "promotion.decision": decision.decision,
+        "promotion.reasons": "\n".join(decision.reasons)[:_TAG_LIMIT],
+        "promotion.compared_to": decision.previous_champion or "none",
+        "promotion.decided_at": decision.decided_at,
+    }
+    if decision.requested_by:
+        tags["promotion.requested_by"] = decision.requested_by
+    if decision.force_reason:
+        tags["promotion.force_reason"] = decision.force_reason[:_TAG_LIMIT]
+    for check in decision.checks:
+        key = "gate." + re.sub(r"[^A-Za-z0-9_.-]", "_", check.name)
+        tags[key[:250]] = check.line()[:_TAG_LIMIT]
+    for k, v in tags.items():
+        client.set_model_version_tag(decision.model_name, decision.version, k, v)
+
+
+def promote_if_better(
+    client,
+    model_name: str,
+    version: str | int,
+    gate: PromotionGateConfig,
+    challenger_scores: GateScores,
+    champion_rescored_scores: GateScores | None,
+    force: bool = False,
+    requested_by: str | None = None,
+    reason: str | None = None,
+    lock_timeout_s: float = 120.0,
+) -> PromotionDecision:
+    """Move `champion` to `version` if the gate passes (or `force`), under the promotion lock.
+
+    `champion_rescored_scores` must belong to the champion at decision time (None: no champion).
+    If another pipeline moved the champion meanwhile, nothing changes and the decision is
+    `stale`: re-score the new champion and call again (log_and_register does).
+    """
+    version = str(version)
+    if force and not (requested_by and reason):
+        raise ValueError(
+            "force=True needs requested_by and reason; both are recorded on the version"
+        )
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with promotion_lock(_tracking_uri_of(client), model_name, lock_timeout_s):
+        champion = current_champion(client, model_name)
+        expected = champion_rescored_scores.version if champion_rescored_scores else None
+        if champion == version:
+            decision = PromotionDecision(
+                model_name, version, True, "promoted", [f"v{version} is already champion"],
+                previous_champion=champion, decided_at=now,
+            )  # fmt: skip
+            return decision
+        if champion != (str(expected) if expected is not None else None):
+            return PromotionDecision(
+                model_name,
+                version,
+                False,
+                "stale",
+                [f"champion is v{champion}, but scores were given for v{expected}; re-score"],
+                previous_champion=champion,
+                decided_at=now,
+            )
+        checks = check_gate(gate, challenger_scores, champion_rescored_scores)
+        passed = all(c.passed for c in checks)
+        reasons = [c.line() for c in checks]
+        if passed:
+            outcome = "promoted"
+        elif force:
+            outcome = "forced"
+            reasons.append(f"FORCED by {requested_by}: {reason}")
+        else:
+            outcome = "refused"
+        decision = PromotionDecision(
+            model_name=model_name,
+            version=version,
+            promoted=outcome in ("promoted", "forced"),
+            decision=outcome,
+            reasons=reasons,
+            checks=checks,
+            previous_champion=champion,
+            requested_by=requested_by if force else None,
+            force_reason=reason if force else None,
+            decided_at=now,
+        )
+        _record(client, decision)
+        if decision.promoted:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+            if champion is not None:
+                client.set_model_version_tag(
+                    model_name, champion, "promotion.superseded_by", version
+                )
+            # Re-read: the lock covers pipelines using this module; this catches anyone else.
+            after = current_champion(client, model_name)
+            if after != version:
+                decision.promoted = False
+                decision.decision = "stale"
+                decision.reasons.append(f"champion changed to v{after} while promoting")
+        return decision
+
+
+# ---- logging ---------------------------------------------------------------------------------------
+
+
+def _secret_env_values() -> set[str]:
+    return {
+        v
+        for k, v in os.environ.items()
+        if any(w in k.lower() for w in SECRET_WORDS) and v and len(v) >= 4
+    }
+
+
+_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]+):[^@/]+@")
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted params from a nested config, without secrets.
+
+    Keys naming a secret are dropped, values equal to a secret environment variable are
+    dropped, and passwords inside URIs are masked.
+    """
+    secrets = _secret_env_values()
+    out: dict[str, str] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+            return
+        leaf = path.rsplit(".", 1)[-1].lower()
+        if any(w in leaf for w in SECRET_WORDS):
+            return
+        text = json.dumps(node) if isinstance(node, (list, tuple)) else str(node)
+        if any(s in text for s in secrets):
+            return
+        out[path] = _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)[:6000]
+
+    walk(config, prefix)
+    return out
+
+
+@dataclass
+class RegistrationResult:
+    run_id: str
+    model_version: str
+    aliases: list[str]
+    promoted: bool
+    reasons: list[str]
+    decision: PromotionDecision | None = None
+    model_uri: str = ""
+    model_name: str = ""
+
+
+def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException:
+        # Another pipeline created it between our lookup and create.
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def log_and_register(
+    tracking_uri: str,
+    experiment: str,
+    model_name: str,
+    checkpoint_path: str | Path,
+    report: Any,
+    config_dict: Mapping[str, Any],
+    tags: Mapping[str, str],
+    artifacts: Mapping[str, str | Path],
+    test_samples_for_rescoring: RescoringSet,
+    gate: PromotionGateConfig | None = None,
+    force: bool = False,
+    requested_by: str | None = None,
+    reason: str | None = None,
+    artifact_location: str | None = None,
+    loader: str | None = None,
+    extra_code_paths: Sequence[str | Path] = (),
+    lock_timeout_s: float = 120.0,
+    dataset_spec: Any = None,
+    dataset_input: Any = None,
+) -> RegistrationResult:
+    """Log a run (config, metrics, report, plots, spec), log the pyfunc, register it, gate champion.
+
+    `report` is an evaluate.EvaluationReport of this model; its calibration temperature and
+    abstention threshold go into the served model, and the gate decision is written back into it.
+    The spec comes from the checkpoint (the one the model was trained on); `dataset_spec`, when
+    given, must be compatible with it. `dataset_input` is an mlflow Dataset logged as the run's
+    input (see `dataset_input_of`).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    from modalops.evaluate import headline_metrics
+    from modalops.serving.pyfunc import (
+        CHECKPOINT_ARTIFACT,
+        DEFAULT_LOADER,
+        SERVING_CONFIG_ARTIFACT,
+        SPEC_ARTIFACT,
+        MultimodalPyfunc,
+        package_dir,
+        pip_requirements,
+        serving_config,
+    )
+    from modalops.serving.signature import model_signature
+
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint_path} does not exist")
+    loader_ref = loader or DEFAULT_LOADER
+    model = _load_for_registration(checkpoint_path, loader_ref)
+    spec = model.spec
+    if dataset_spec is not None:
+        spec.check_compatible(dataset_spec, what=f"checkpoint {checkpoint_path.name}")
+    digest = spec.digest()
+    gate = gate or PromotionGateConfig()
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    db = _sqlite_path(tracking_uri)
+    if artifact_location is None and db is not None:
+        # MLflow's default is ./mlruns under the current directory: keep artifacts by the DB.
+        artifact_location = (db.parent / "mlartifacts").as_uri()
+    experiment_id = _ensure_experiment(client, experiment, artifact_location)
+
+    with tempfile.TemporaryDirectory(prefix="modalops-register-") as tmp:
+        cfg_path = Path(tmp) / "serving_config.json"
+        cfg_path.write_text(
+            json.dumps(
+                serving_config(
+                    temperature=float(report.calibration.get("temperature") or 1.0),
+                    threshold=float(report.abstention.get("threshold") or 0.0),
+                    labels=spec.labels.classes,
+                    spec_digest=digest,
+                    streams=list(model.streams),
+                    window_s=float(model.window_s),
+                    loader=loader_ref,
+                )
+            )
+        )
+        spec_path = Path(tmp) / "dataset.yaml"
+        spec_path.write_text(spec.to_yaml())
+        tags = {**dict(tags), "dataset_spec_digest": digest, "dataset_name": spec.name}
+        example = test_samples_for_rescoring.inputs.head(2)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            run_id = run.info.run_id
+            mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+            params = flatten_config(config_dict)
+            params["dataset.spec_digest"] = digest
+            items = list(params.items())
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+            mlflow.log_artifact(str(spec_path), artifact_path="dataset")
+            if dataset_input is not None:
+                mlflow.log_input(dataset_input, context="training")
+            mlflow.log_metrics(headline_metrics(report))
+            mlflow.log_text(report.to_json(), "evaluation/report.json")
+            mlflow.log_text(report.headline_markdown(), "evaluation/headline.md")
+            for name, path in artifacts.items():
+                mlflow.log_artifact(str(path), artifact_path=f"evaluation/{name}".rsplit("/", 1)[0])
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=MultimodalPyfunc(),
+                artifacts={
+                    CHECKPOINT_ARTIFACT: str(checkpoint_path),
+                    SERVING_CONFIG_ARTIFACT: str(cfg_path),
+                    SPEC_ARTIFACT: str(spec_path),
+                },
+                code_paths=[package_dir(), *[str(p) for p in extra_code_paths]],
+                pip_requirements=pip_requirements(),
+                signature=model_signature(spec),
+                input_example=example,
+                metadata={"dataset_spec_digest": digest, "dataset_name": spec.name},
+            )
+        mv = client.create_model_version(
+            model_name
+            if _registered(client, model_name)
+            else _create_registered(client, model_name),
+            source=info.model_uri,
+            run_id=run_id,
+            tags={k: str(v) for k, v in tags.items() if v is not None},
+        )
+    version = str(mv.version)
+    _wait_ready(client, model_name, version)
+    client.set_registered_model_alias(model_name, CHALLENGER, version)
+
+    challenger = score_model_uri(f"models:/{model_name}/{version}", test_samples_for_rescoring)
+    challenger.version = version
+    challenger.flagged = list(report.flagged_slices()) if hasattr(report, "flagged_slices") else []
+    decision = None
+    for _attempt in range(5):
+        champion_version = current_champion(client, model_name)
+        champion_scores = None
+        if champion_version is not None and champion_version != version:
+            try:
+                champion_scores = score_model_uri(
+                    f"models:/{model_name}/{champion_version}", test_samples_for_rescoring
+                )
+            except Exception as exc:  # an unloadable champion must not crash the pipeline
+                champion_scores = GateScores(float("inf"), float("nan"), version=champion_version)
+                challenger_note = f"champion v{champion_version} could not be re-scored ({exc})"
+                client.set_model_version_tag(
+                    model_name, version, "promotion.note", challenger_note[:_TAG_LIMIT]
+                )
+            champion_scores.version = champion_version
+        decision = promote_if_better(
+            client, model_name, version, gate, challenger, champion_scores,
+            force=force, requested_by=requested_by, reason=reason, lock_timeout_s=lock_timeout_s,
+        )  # fmt: skip
+        if decision.decision != "stale":
+            break
+
+    report.gate = decision.to_dict() if decision else {}
+    client.log_text(run_id, report.to_json(), "evaluation/report.json")
+    client.log_dict(run_id, report.gate, "evaluation/gate.json")
+    client.set_tag(run_id, "promotion.decision", decision.decision if decision else "none")
+    aliases = [CHALLENGER] + ([CHAMPION] if decision and decision.promoted else [])
+    return RegistrationResult(
+        run_id=run_id,
+        model_version=version,
+        aliases=aliases,
+        promoted=bool(decision and decision.promoted),
+        reasons=list(decision.reasons) if decision else [],
+        decision=decision,
+        model_uri=info.model_uri,
+    )
+
+
+def _load_for_registration(checkpoint_path: Path, loader_ref: str) -> Any:
+    """The classifier in a checkpoint, for its spec, streams and window (what the pyfunc loads)."""
+    from modalops.serving.pyfunc import _load_callable
+
+    loaded = _load_callable(loader_ref)(str(checkpoint_path))
+    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    missing = [a for a in ("spec", "streams", "window_s") if getattr(model, a, None) is None]
+    if missing:
+        raise ValueError(
+            f"checkpoint {checkpoint_path}: the model carries no {missing}; it cannot be served "
+            "without the dataset spec it was trained on"
+        )
+    return model
+
+
+def dataset_input_of(manifest: Any, spec: Any) -> Any:
+    """The dataset version as an MLflow input: source = the version's folder, digest = the spec's.
+
+    Returns None where MLflow cannot describe the source (the run is logged without it).
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    store_uri = str(getattr(manifest, "store_uri", "") or "")
+    prefix = str(getattr(manifest, "prefix", "") or "")
+    if not store_uri:
+        return None
+    uri = f"{store_uri.rstrip('/')}/{prefix}" if prefix else store_uri
+    if "://" not in uri:
+        uri = Path(uri).resolve().as_uri()
+    digest = str(getattr(manifest, "spec_digest", "") or spec.digest())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": either is fine
+            source = resolve_dataset_source(uri)
+    except Exception:  # MLflow raises its own types for unknown schemes
+        return None
+    # MLflow caps dataset digests at 36 characters
+    return MetaDataset(source=source, name=f"{spec.name}@{manifest.version}", digest=digest[:36])
+
+
+def _registered(client, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return True
+    except MlflowException:
+        return False
+
+
+def _create_registered(client, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):  # created concurrently by another pipeline
+        client.create_registered_model(name)
+    return name
+
+
+def _wait_ready(client, name: str, version: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION":
+            raise RuntimeError(f"model {name} v{version}: registration failed")
+        time.sleep(0.2)
+    raise TimeoutError(f"model {name} v{version}: not READY after {timeout_s:.0f} s")
+
+
+# ---- the pipeline's register stage ---------------------------------------------------------------
+
+
+def experiment_artifact_location(registry_uri: str | None, store_uri: str) -> str:
+    """Artifacts next to everything else the pipeline writes: `<store>/mlflow` unless configured."""
+    if registry_uri:
+        return registry_uri
+    if store_uri.startswith("s3://"):
+        return store_uri.rstrip("/") + "/mlflow"
+    return (Path(store_uri).resolve() / "mlflow").as_uri()
+
+
+def register_pipeline_model(run, cfg, manifest, trained, report) -> RegistrationResult:
+    """The register stage: the fused checkpoint, the run's report and plots, lineage tags.
+
+    `run` is a runs.RunContext, `cfg` the PipelineConfig; the evaluation report is written back
+    to the store afterwards so it carries the gate's decision.
+    """
+    from modalops.evaluate import FUSED_ID, evaluation_slices, write_report
+    from modalops.evaluate.evaluation import manifest_spec
+    from modalops.shard import iter_raw_samples
+
+    store = run.store()
+    fused = next((t for t in trained if t.model_id == FUSED_ID), None)
+    if fused is None:
+        raise ValueError("no fused model among the trained models: nothing to register")
+    if cfg.store.endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
+        # MLflow's S3 artifact repository reads its endpoint from this variable only
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.store.endpoint_url
+    spec = manifest_spec(manifest)
+    test = list(iter_raw_samples(store, manifest, "test"))
+    rescoring = RescoringSet.from_raw_samples(
+        test, spec, evaluation_slices(spec, cfg.evaluate), cfg.evaluate.ece_bins
+    )
+    wanted = [k for k in (report.artifacts or {}).values() if not k.endswith("report.json")]
+    wanted += store.list(run.key("align_plots")) + store.list(run.key("training"))
+    wanted += [
+        k
+        for k in (run.key("validation", "verdict.md"), run.key("align_report.parquet"))
+        if store.exists(k)
+    ]
+    with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
+        checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
+        artifacts = {}
+        for key in wanted:
+            rel = key[len(run.prefix) + 1 :] if key.startswith(run.prefix + "/") else key
+            artifacts[rel] = store.get_file(key, Path(tmp) / "files" / rel)
+        result = log_and_register(
+            cfg.registry.tracking_uri,
+            cfg.registry.experiment,
+            cfg.registry.model_name,
+            checkpoint,
+            report,
+            cfg.model_dump(mode="json"),
+            {
+                "dataset_version": manifest.version,
+                "prefect_flow_run_id": run.flow_run_id,
+                "pipeline": cfg.name,
+                "align_mode": cfg.align.mode,
+            },
+            artifacts,
+            rescoring,
+            gate=cfg.registry.gate_for(cfg.registry.model_name),
+            force=cfg.registry.force,
+            requested_by=cfg.registry.requested_by,
+            reason=cfg.registry.force_reason,
+            artifact_location=experiment_artifact_location(
+                cfg.registry.artifact_location, cfg.store.uri
+            ),
+            lock_timeout_s=cfg.registry.lock_timeout_s,
+            dataset_spec=spec,
+            dataset_input=dataset_input_of(manifest, spec),
+        )
+    write_report(store, run.key("evaluation"), report)  # now with the gate's decision
+    result.model_name = cfg.registry.model_name
+    return result
+
+
+def log_validation_failure(run, registry, table_markdown: str, bad_fraction: float) -> str:
+    """A failed validation gate still leaves an MLflow run (status FAILED) with the verdict table,
+    so the registry's history shows refused data beside trained models. Returns the run id.
+
+    `run` is a runs.RunContext, `registry` a RegistryConfig.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    experiment_id = _ensure_experiment(
+        client,
+        registry.experiment,
+        experiment_artifact_location(registry.artifact_location, run.store_uri),
+    )
+    tags = {"stage": "validate", "validation": "failed", "modalops_run": run.run_key}
+    if run.flow_run_id:
+        tags["prefect_flow_run_id"] = str(run.flow_run_id)
+    mlrun = client.create_run(experiment_id, tags=tags, run_name=f"validation-failed-{run.run_key}")
+    run_id = mlrun.info.run_id
+    client.log_metric(run_id, "validation.bad_fraction", float(bad_fraction))
+    client.log_text(run_id, table_markdown, "validation/verdict.md")
+    client.set_terminated(run_id, status="FAILED")
+    return run_id

@@ -1,0 +1,35 @@
+"""Shard stage: session-level splits, the WebDataset writer and reader, and the dataset manifest."""
+
+from modalops.shard.shards import (
+    DATASETS_PREFIX,
+    MANIFEST_FORMAT,
+    DatasetManifest,
+    SampleReader,
+    SplitInfo,
+    assign_splits,
+    dataset_version,
+    iter_raw_samples,
+    iter_tar_samples,
+    load_manifest,
+    row_to_sample,
+    split_columns,
+    split_sessions,
+    write_shards,
+)
+
+__all__ = [
+    "DATASETS_PREFIX",
+    "MANIFEST_FORMAT",
+    "DatasetManifest",
+    "SampleReader",
+    "SplitInfo",
+    "assign_splits",
+    "dataset_version",
+    "iter_raw_samples",
+    "iter_tar_samples",
+    "load_manifest",
+    "row_to_sample",
+    "split_columns",
+    "split_sessions",
+    "write_shards",
+]

@@ -1,0 +1,1 @@
+"""Data builders and service fixtures shared by tests and benchmarks (never imported by stages)."""

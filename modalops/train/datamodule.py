@@ -1,0 +1,283 @@
+"""Streams WebDataset shards (local or s3://) into batches, split across DDP ranks and loader workers.
+
+Splitting (issue 2, train): the shard list is shuffled with (seed, epoch), rank r of W takes shards
+r, r+W, ... and loader worker k of K takes every K-th of those, so ranks read disjoint shards.
+When there are fewer shards than W·K, every reader opens every shard and keeps every (W·K)-th
+sample instead (sample-level splitting; still disjoint, just more bytes read) — small validation
+splits hit this. Under DDP (or weighted sampling) each reader cycles its share until it has
+yielded exactly its quota, quota = ceil(n_split / W) spread evenly over workers, so every rank
+sees the same number of batches and DDP never waits on a rank that ran out (a few samples repeat
+per epoch instead). One unweighted process reads every sample exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from modalops.dataset.spec import DatasetSpec
+from modalops.shard import DatasetManifest, SampleReader, iter_tar_samples
+from modalops.store import read_stream
+from modalops.train.inputs import spec_codecs
+
+
+@dataclass(frozen=True)
+class SampleWeights:
+    """Weighted sampling: a sample whose `field` ('label' or a metadata column, e.g. the spec's
+    stratify column) has value v is kept with chance weights[v] / max(weights) (rejection sampling on the stream)."""
+
+    field: str
+    weights: dict[str, float]
+
+    def keep_probability(self, raw: Mapping[str, Any]) -> float:
+        value = raw["label"] if self.field == "label" else raw["meta"].get(self.field)
+        top = max(self.weights.values())
+        return self.weights.get(str(value), top) / top if top > 0 else 1.0
+
+
+def _collate(items: list[tuple[dict[str, torch.Tensor], torch.Tensor, int]]):
+    inputs = {s: torch.stack([it[0][s] for it in items]) for s in items[0][0]}
+    presence = torch.stack([it[1] for it in items])
+    target = torch.tensor([it[2] for it in items], dtype=torch.long)
+    return inputs, presence, target
+
+
+class ShardStream(IterableDataset):
+    """One split's shards as a stream of (inputs, presence, label_index) for one rank."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        n_samples: int | None,
+        *,
+        spec: DatasetSpec,
+        window_s: float,
+        shuffle: bool,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        endpoint_url: str | None = None,
+        shuffle_buffer: int = 256,
+        weights: SampleWeights | None = None,
+        shard_log: str | None = None,
+        split: str = "",
+        streams: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        if not urls:
+            raise ValueError("ShardStream: the split has no shards (was it written empty?)")
+        if weights is not None and n_samples is None:
+            raise ValueError("ShardStream: weighted sampling needs the split's sample count")
+        self.urls = list(urls)
+        self.n_samples = n_samples
+        self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
+        self.rank, self.world_size = rank, world_size
+        self.endpoint_url = endpoint_url
+        self.shuffle_buffer = shuffle_buffer
+        self.weights = weights
+        self.shard_log = shard_log
+        self.split = split
+        self.spec, self.window_s = spec, float(window_s)
+        self.streams = tuple(streams) if streams else None  # decode only these
+        unknown = [x for x in (self.streams or ()) if x not in spec.streams]
+        if unknown:
+            raise ValueError(f"streams {unknown} are not in dataset spec {spec.name!r}")
+
+    def rank_quota(self) -> int | None:
+        """Samples each rank yields per epoch (equal across ranks), or None to read each sample
+        exactly once (one process, unweighted: evaluation must see every sample once)."""
+        if self.n_samples is None or (self.world_size == 1 and self.weights is None):
+            return None
+        return -(-self.n_samples // self.world_size)
+
+    def _reader(self) -> tuple[int, int]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        return worker, workers
+
+    def _raw_samples(
+        self, cycle: int, reader: int, readers: int, shard_level: bool
+    ) -> Iterator[dict]:
+        urls = list(self.urls)
+        if self.shuffle:  # the partition changes per epoch, never within one (ranks stay disjoint)
+            random.Random(f"{self.seed}:{self.epoch}").shuffle(urls)
+        mine = urls[reader::readers] if shard_level else urls
+        if self.shuffle and cycle:
+            random.Random(f"{self.seed}:{self.epoch}:{cycle}").shuffle(mine)
+        to_raw = SampleReader(self.spec)
+        for url in mine:
+            self._log_open(url)
+            with read_stream(url, self.endpoint_url) as stream:
+                for i, sample in enumerate(iter_tar_samples(stream, url)):
+                    # sample-level splitting counts positions per shard, the same on every reader
+                    if shard_level or i % readers == reader:
+                        yield to_raw(sample)
+
+    def _log_open(self, url: str) -> None:
+        if not self.shard_log:
+            return
+        worker, _ = self._reader()
+        path = Path(self.shard_log) / f"rank{self.rank}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:  # one short line per open; appends from workers don't interleave
+            fh.write(
+                json.dumps(
+                    {
+                        "rank": self.rank,
+                        "worker": worker,
+                        "epoch": self.epoch,
+                        "split": self.split,
+                        "url": url,
+                    }
+                )
+                + "\n"
+            )
+
+    def __iter__(self):
+        worker, workers = self._reader()
+        readers = self.world_size * workers
+        reader = self.rank * workers + worker
+        shard_level = len(self.urls) >= readers
+        if shard_level:
+            # worker k of rank r reads shards r + W·k', ... : ranks split first, then workers
+            reader = worker * self.world_size + self.rank
+        quota = self.rank_quota()
+        if quota is not None:
+            quota = quota // workers + (1 if worker < quota % workers else 0)
+        rng = random.Random(f"{self.seed}:{self.epoch}:{self.rank}:{worker}")
+        buffer: list[dict] = []
+        produced = 0
+        cycle = 0
+        while quota is None or produced < quota:
+            got_any = False
+            for raw in self._raw_samples(cycle, reader, readers, shard_level):
+                got_any = True
+                if self.weights is not None and rng.random() >= self.weights.keep_probability(raw):
+                    continue
+                if self.shuffle:
+                    buffer.append(raw)
+                    if len(buffer) < self.shuffle_buffer:
+                        continue
+                    raw = buffer.pop(rng.randrange(len(buffer)))
+                yield self._tensors(raw)
+                produced += 1
+                if quota is not None and produced >= quota:
+                    return
+            if not got_any:
+                if quota:  # a reader with no samples cannot meet its quota: say so, do not hang
+                    raise ValueError(
+                        f"rank {self.rank} worker {worker} got no samples from {len(self.urls)} shard(s); "
+                        "use fewer dataloader workers or write smaller shards"
+                    )
+                return
+            cycle += 1
+            if quota is None:
+                break
+        rng.shuffle(buffer)
+        for raw in buffer:
+            if quota is not None and produced >= quota:
+                return
+            yield self._tensors(raw)
+            produced += 1
+
+    def _tensors(self, raw: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+        codecs = spec_codecs(self.spec, self.window_s)
+        tensors, presence = codecs(raw["streams"], self.streams)
+        return tensors, presence, raw["label_index"]
+
+
+class ShardDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over shard URL lists; knows nothing of stores or orchestration."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, Sequence[str]],
+        spec: DatasetSpec,
+        window_s: float,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        endpoint_url: str | None = None,
+        sizes: Mapping[str, int] | None = None,
+        seed: int = 0,
+        shuffle_buffer: int = 256,
+        weights: SampleWeights | None = None,
+        shard_log: str | None = None,
+        streams: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        self.urls = {k: list(v) for k, v in urls.items()}
+        self.spec, self.window_s = spec, float(window_s)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        self.sizes = dict(sizes or {})
+        self.seed, self.shuffle_buffer = seed, shuffle_buffer
+        self.weights = weights
+        self.shard_log = shard_log
+        self.streams = list(streams) if streams else None  # decode only these
+        self.epoch = 0  # used when no trainer is attached (plain iteration in tests)
+
+    @classmethod
+    def from_manifest(cls, manifest: DatasetManifest, **kwargs: Any) -> ShardDataModule:
+        """Loaders over a dataset version, decoding with the spec and window in its manifest."""
+        urls = {s: manifest.shard_urls(s) for s in manifest.splits if manifest.splits[s].shards}
+        sizes = {s: manifest.splits[s].n_samples for s in urls}
+        return cls(urls, manifest.dataset_spec(), manifest.window_s, sizes=sizes, **kwargs)
+
+    def _placement(self) -> tuple[int, int, int]:
+        trainer = self.trainer
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size, trainer.current_epoch
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size(), self.epoch
+        return 0, 1, self.epoch
+
+    def stream(self, split: str, train: bool) -> ShardStream:
+        if split not in self.urls:
+            raise KeyError(f"no shards for split {split!r} (have {sorted(self.urls)})")
+        rank, world, epoch = self._placement()
+        return ShardStream(
+            self.urls[split],
+            self.sizes.get(split),
+            spec=self.spec,
+            window_s=self.window_s,
+            shuffle=train,
+            seed=self.seed,
+            epoch=epoch,
+            rank=rank,
+            world_size=world,
+            endpoint_url=self.endpoint_url,
+            shuffle_buffer=self.shuffle_buffer,
+            weights=self.weights if train else None,
+            shard_log=self.shard_log,
+            split=split,
+            streams=self.streams,
+        )
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        stream = self.stream(split, train)
+        return DataLoader(
+            stream,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+            persistent_workers=False,  # a fresh loader per epoch carries the epoch's shuffle seed
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

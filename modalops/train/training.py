@@ -1,0 +1,351 @@
+"""Train one model (fused or single-stream) on a dataset version with Lightning; upload its checkpoint.
+
+The streams, their encoders and the classes come from the dataset spec stored in the manifest.
+One device trains in this process. DDP (devices > 1) runs in a subprocess we start ourselves,
+`python -m modalops.train.train_worker <job.json>`, where Lightning's `ddp` strategy launches the
+other ranks by re-running that command: Lightning re-executes `sys.argv`, which inside a Prefect
+worker or a notebook is not a training script. Results come back through files in `work_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modalops.config.train import TrainConfig
+from modalops.dataset.spec import DatasetSpec
+from modalops.shard import DatasetManifest
+from modalops.store import ObjectStore, join_key
+from modalops.train.balancing import shares_before_after, weights_from_counts
+from modalops.train.datamodule import SampleWeights, ShardDataModule
+from modalops.train.models import ClassifierModule, save_checkpoint
+
+FUSED_ID = "fused"
+JOB_NAME = "job.json"
+RESULT_NAME = "result.json"
+MODEL_NAME = "model.pt"
+SHARD_LOG_DIR = "shard_log"
+
+
+class TrainingError(RuntimeError):
+    """Training failed; the message names the model and where its log is."""
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced."""
+
+    model_id: str
+    streams: list[str]  # in spec order
+    checkpoint_key: str  # in the store: datasets/<version>/models/<model_id>/model.pt
+    metrics: dict[str, float]  # val_macro_f1, val_loss, epochs, seconds, samples_per_s, ...
+    ranks_shards: dict[int, list[str]] | None  # train shard URLs each rank opened
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def checkpoint_key(manifest: DatasetManifest, model_id: str) -> str:
+    return join_key(manifest.prefix, "models", model_id, MODEL_NAME)
+
+
+def resolve_streams(spec: DatasetSpec, streams: list[str] | None) -> list[str]:
+    """`streams` (None: every spec stream) in spec order; ValueError names unknown streams."""
+    if streams is None:
+        return spec.stream_names
+    unknown = [s for s in streams if s not in spec.streams]
+    if unknown:
+        raise ValueError(
+            f"train.streams: {unknown} are not streams of dataset spec {spec.name!r}; "
+            f"expected names from {spec.stream_names}"
+        )
+    if not streams:
+        raise ValueError("train.streams: name at least one stream")
+    return [s for s in spec.stream_names if s in streams]
+
+
+def baseline_id(stream: str) -> str:
+    """Model id of the single-stream baseline on `stream`: the stream's name, as before; a stream
+    that happens to be called 'fused' gets 'only_fused' so the ids stay distinct."""
+    return f"only_{stream}" if stream == FUSED_ID else stream
+
+
+def model_plan(spec: DatasetSpec, cfg: TrainConfig) -> list[tuple[str, list[str]]]:
+    """The fused model on `cfg.streams` first, then one single-stream baseline per stream (same
+    code, one input; none when the fused model has a single stream or baselines are off)."""
+    streams = resolve_streams(spec, cfg.streams)
+    plan = [(FUSED_ID, streams)]
+    if cfg.baselines and len(streams) > 1:
+        plan += [(baseline_id(s), [s]) for s in streams]
+    return plan
+
+
+def balancing(
+    manifest: DatasetManifest, cfg: TrainConfig
+) -> tuple[list[float] | None, SampleWeights | None]:
+    """(loss class weights, stream sample weights) for `cfg.balancing`, from the train split counts."""
+    dimension, counts = _balance_counts(manifest, cfg)
+    weights = weights_from_counts(counts)
+    if cfg.balancing == "class_weight":
+        classes = manifest.spec["labels"]["classes"]
+        return [weights.get(lab, 0.0) for lab in classes], None  # absent classes: 0
+    if cfg.balancing in ("weighted_sampling", "subgroup_upsample"):
+        return None, SampleWeights(dimension, weights)
+    return None, None
+
+
+def balance_report(manifest: DatasetManifest, cfg: TrainConfig):
+    """Train-split distribution before and after `cfg.balancing` (share of samples vs of weight)."""
+    dimension, counts = _balance_counts(manifest, cfg)
+    weights = None if cfg.balancing == "none" else weights_from_counts(counts)
+    return shares_before_after(counts, weights, dimension)
+
+
+def _balance_counts(manifest: DatasetManifest, cfg: TrainConfig) -> tuple[str, dict[str, int]]:
+    train = manifest.splits["train"]
+    if cfg.balancing != "subgroup_upsample":
+        return "label", dict(train.label_counts)
+    group = cfg.balance_group or manifest.stratify_by
+    if group is None:
+        raise ValueError(
+            f"train.balancing=subgroup_upsample needs train.balance_group, or a dataset spec "
+            f"with metadata.stratify (dataset {manifest.version} was split without one)"
+        )
+    groups = train.group_counts.get(group)
+    if not groups:
+        raise ValueError(
+            f"train.balance_group={group!r}: dataset {manifest.version} has counts only "
+            f"for {sorted(train.group_counts)} (set shard.stratify_by to the same column)"
+        )
+    return group, dict(groups)
+
+
+class _EpochMetrics:
+    """Collects each epoch's validation metrics (a Lightning callback built lazily)."""
+
+    @staticmethod
+    def make():
+        from lightning.pytorch.callbacks import Callback
+
+        class Collector(Callback):
+            def __init__(self):
+                self.history: list[dict[str, float]] = []
+
+            def on_validation_end(self, trainer, pl_module):
+                if trainer.sanity_checking:
+                    return
+                row = {
+                    k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")
+                }
+                row["epoch"] = trainer.current_epoch
+                self.history.append(row)
+
+        return Collector()
+
+
+def fit(job: dict[str, Any]) -> dict[str, Any] | None:
+    """Run the Lightning fit described by `job` (one rank); rank 0 writes model.pt and result.json."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.strategies import DDPStrategy
+
+    # Lightning's per-fit banners (accelerator lines, a product tip) and a deprecation warning
+    # from its own pytree helper would repeat for every model in the pipeline log.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    cfg = TrainConfig.model_validate(job["cfg"])
+    manifest = DatasetManifest.from_json(job["manifest"])
+    work_dir = Path(job["work_dir"])
+    streams = list(job["streams"])
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+    class_weights, weights = balancing(manifest, cfg)
+    dm = ShardDataModule.from_manifest(
+        manifest,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        endpoint_url=job.get("endpoint_url"),
+        seed=cfg.seed,
+        shuffle_buffer=cfg.shuffle_buffer,
+        weights=weights,
+        shard_log=str(work_dir / SHARD_LOG_DIR),
+        streams=streams,
+    )
+    module = ClassifierModule(
+        manifest.spec,
+        streams,
+        hidden_dim=cfg.hidden_dim,
+        window_s=manifest.window_s,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        modality_dropout=cfg.modality_dropout if len(streams) > 1 else 0.0,
+        class_weights=class_weights,
+    )
+    if cfg.devices > 1:
+        backend = "gloo" if cfg.accelerator == "cpu" else "nccl"
+        strategy: Any = DDPStrategy(process_group_backend=backend)
+    else:
+        strategy = "auto"
+    best = ModelCheckpoint(
+        dirpath=work_dir / "checkpoints",
+        filename="best",
+        monitor="val_macro_f1",
+        mode="max",
+        save_top_k=1,
+    )
+    history = _EpochMetrics.make()
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=strategy,
+        precision=cfg.precision,
+        max_epochs=cfg.max_epochs,
+        deterministic="warn",  # some GPU kernels have no deterministic variant; warn, don't fail
+        callbacks=[best, history],
+        enable_checkpointing=True,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        num_sanity_val_steps=0,
+        reload_dataloaders_every_n_epochs=1,  # a new loader per epoch carries the epoch's shuffle
+        log_every_n_steps=10,
+        default_root_dir=work_dir,
+    )
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    seconds = time.perf_counter() - started
+    if trainer.global_rank != 0:
+        return None
+
+    if best.best_model_path:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)[
+            "state_dict"
+        ]
+        module.load_state_dict(state)
+    best_row = max(history.history, key=lambda r: r.get("val_macro_f1", -1.0), default={})
+    n_train = manifest.splits["train"].n_samples
+    quota = -(-n_train // cfg.devices) * cfg.devices if (cfg.devices > 1 or weights) else n_train
+    epochs = trainer.current_epoch
+    metrics = {
+        "val_macro_f1": float(best_row.get("val_macro_f1", float("nan"))),
+        "val_loss": float(best_row.get("val_loss", float("nan"))),
+        "best_epoch": float(best_row.get("epoch", -1)),
+        "epochs": float(epochs),
+        "seconds": seconds,
+        "samples_per_s": quota * epochs / seconds if seconds > 0 else float("nan"),
+        "n_params": float(sum(p.numel() for p in module.model.parameters())),
+    }
+    meta = {
+        "model_id": job["model_id"],
+        "dataset_version": manifest.version,
+        "spec_digest": manifest.spec_digest,
+        "metrics": metrics,
+        "train_config": cfg.model_dump(),
+    }
+    save_checkpoint(module.model, work_dir / MODEL_NAME, meta)
+    result = {"metrics": metrics, "history": history.history}
+    (work_dir / RESULT_NAME).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _ranks_shards(work_dir: Path, split: str = "train") -> dict[int, list[str]]:
+    out: dict[int, set[str]] = {}
+    for path in sorted((work_dir / SHARD_LOG_DIR).glob("rank*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("split") == split:
+                out.setdefault(int(row["rank"]), set()).add(row["url"])
+    return {rank: sorted(urls) for rank, urls in sorted(out.items())}
+
+
+def _run_subprocess(job_path: Path, work_dir: Path, model_id: str, timeout_s: int) -> None:
+    log_path = work_dir / "train.log"
+    env = dict(os.environ)
+    # rank 0 of the worker must import this package even when the caller runs from elsewhere
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")) if p
+    )
+    with log_path.open("w") as log:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "modalops.train.train_worker", str(job_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=work_dir,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise TrainingError(
+                f"training {model_id}: DDP worker exceeded {timeout_s} s; log: {log_path}"
+            ) from None
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise TrainingError(
+            f"training {model_id}: DDP worker exited with {proc.returncode}; log: {log_path}\n{tail}"
+        )
+
+
+def train_model(
+    store: ObjectStore,
+    manifest: DatasetManifest,
+    cfg: TrainConfig,
+    model_id: str,
+    streams: list[str],
+    work_dir: Path,
+    endpoint_url: str | None = None,
+) -> TrainResult:
+    """Train `streams` on the manifest's train split, validate on val, upload model.pt."""
+    streams = resolve_streams(manifest.dataset_spec(), list(streams))
+    if not manifest.splits.get("train") or not manifest.splits["train"].shards:
+        raise ValueError(f"dataset {manifest.version} has no training shards")
+    if not manifest.splits.get("val") or not manifest.splits["val"].shards:
+        raise ValueError(f"dataset {manifest.version} has no validation shards")
+    work_dir = Path(work_dir).resolve() / model_id
+    if work_dir.exists():
+        # a rerun must not read the previous run's shard log or checkpoints
+        import shutil
+
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    job = {
+        "cfg": cfg.model_dump(),
+        "manifest": manifest.to_json(),
+        "model_id": model_id,
+        "streams": streams,
+        "work_dir": str(work_dir),
+        "endpoint_url": endpoint_url,
+    }
+    job_path = work_dir / JOB_NAME
+    job_path.write_text(json.dumps(job))
+    if cfg.devices > 1:
+        _run_subprocess(job_path, work_dir, model_id, cfg.timeout_s)
+    else:
+        fit(job)
+    result_path = work_dir / RESULT_NAME
+    if not result_path.exists():
+        raise TrainingError(
+            f"training {model_id}: no {RESULT_NAME} in {work_dir} (did rank 0 finish?)"
+        )
+    result = json.loads(result_path.read_text())
+    key = checkpoint_key(manifest, model_id)
+    store.put_file(key, work_dir / MODEL_NAME)
+    return TrainResult(
+        model_id=model_id,
+        streams=streams,
+        checkpoint_key=key,
+        metrics=result["metrics"],
+        ranks_shards=_ranks_shards(work_dir),
+    )

@@ -20,6 +20,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from modalops.kinds.payloads import is_absent
+
 DEFAULT_LOADER = "modalops.train.models:load_classifier"
 SERVING_CONFIG_ARTIFACT = "serving_config"
 CHECKPOINT_ARTIFACT = "checkpoint"
@@ -59,14 +61,6 @@ def _load_callable(ref: str):
     if not module or not name:
         raise ValueError(f"serving config: loader {ref!r} must look like 'package.module:function'")
     return getattr(importlib.import_module(module), name)
-
-
-def _absent(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, (bytes, bytearray, str, list, tuple)) and len(value) == 0
 
 
 def rows_to_raw(model_input: pd.DataFrame | Mapping[str, Any], spec: Any) -> list[dict[str, Any]]:
@@ -229,8 +223,8 @@ def to_input_frame(samples: Sequence[Mapping[str, Any]], spec: Any) -> pd.DataFr
             kind = spec.streams[name].kind
             value = payloads.get(name)
             if kind == "text":
-                row[name] = "" if _absent(value) else str(value)
-            elif _absent(value):
+                row[name] = "" if is_absent(value) else str(value)
+            elif is_absent(value):
                 row[name] = None
             elif kind == "timeseries":
                 arr = value

@@ -7,32 +7,14 @@ params from the spec; this module only loops over the spec's streams and builds 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from modalops.dataset.spec import DatasetSpec
-
-
-def is_absent(payload: Any) -> bool:
-    """None, NaN (pandas' missing value), or a zero-length / blank payload."""
-    if payload is None:
-        return True
-    if isinstance(payload, float) and math.isnan(payload):
-        return True
-    if isinstance(payload, str):
-        return not payload.strip()
-    if isinstance(payload, (bytes, bytearray, memoryview)):
-        return len(payload) == 0
-    if isinstance(payload, np.ndarray):
-        return payload.size == 0
-    if isinstance(payload, (list, tuple)):
-        return len(payload) == 0
-    return False
+from modalops.kinds.payloads import is_absent
 
 
 @dataclass(frozen=True)

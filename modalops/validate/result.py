@@ -171,15 +171,3 @@ def severity_for(check: str, default: str, cfg: ValidateConfig) -> str:
 
 def pct(x: float) -> str:
     return f"{100 * x:.2f}%"
-
-
-def is_empty_payload(data: object) -> bool:
-    """None, NaN or zero-length: the window does not carry this stream."""
-    if data is None:
-        return True
-    if isinstance(data, float):
-        return bool(np.isnan(data))
-    try:
-        return len(data) == 0
-    except TypeError:
-        return False

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from modalops.dataset.columns import stat_column
-from modalops.validate.result import Rule, is_empty_payload
+from modalops.kinds.payloads import is_absent
+from modalops.kinds.spectra import log_band_energies
+from modalops.validate.result import Rule
 
 DRIFT_STATS: tuple[str, ...] = ("rms", "clip_fraction")
 _STATS = {
@@ -27,7 +29,7 @@ NFFT = 512
 
 def _one(data: object) -> tuple:
     """(decodable, rate, duration_s, rms, clip_fraction, has_nan) of one WAV; NaN when absent."""
-    if is_empty_payload(data):
+    if is_absent(data):
         return (None, np.nan, np.nan, np.nan, np.nan, None)
     try:
         with wave.open(io.BytesIO(bytes(data)), "rb") as wav:
@@ -98,17 +100,9 @@ def catalog_rules(stream: str, params, checks) -> list[Rule]:
     return rules
 
 
-def _log_bands(power: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """log10 of the power summed in each [edges[i], edges[i+1]) band."""
-    idx = np.searchsorted(edges, freqs, side="right") - 1
-    ok = (idx >= 0) & (idx < len(edges) - 1)
-    bands = np.bincount(idx[ok], weights=power[ok], minlength=len(edges) - 1)
-    return np.log10(bands + 1e-10).astype(np.float32)
-
-
 def label_features(payload, params, window_s: float) -> np.ndarray | None:
     """16 log-spaced log band energies (50 Hz to Nyquist), log RMS and envelope modulation."""
-    if is_empty_payload(payload):
+    if is_absent(payload):
         return None
     try:
         with wave.open(io.BytesIO(bytes(payload)), "rb") as wav:
@@ -125,7 +119,7 @@ def label_features(payload, params, window_s: float) -> np.ndarray | None:
     freqs = np.fft.rfftfreq(NFFT, 1.0 / rate)
     edges = np.geomspace(FMIN_HZ, rate / 2, BANDS + 1)
     edges[-1] += 1.0  # include the Nyquist bin
-    bands = _log_bands(spec.mean(axis=0), freqs, edges)
+    bands = log_band_energies(spec.mean(axis=0), freqs, edges)
     frame_rms = np.sqrt((frames**2).mean(axis=1))
     rms = float(np.sqrt((x**2).mean()))
     modulation = float(frame_rms.std() / (frame_rms.mean() + 1e-8))  # knocks, bursts

@@ -6,9 +6,6 @@ and the standard library only (plus the kind's WAV reader, itself numpy + stdlib
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
 from functools import cache
 from typing import Any
 
@@ -16,14 +13,7 @@ import numpy as np
 import torch
 
 from modalops.kinds.audio.wav import decode_wav
-
-
-def _absent(payload: Any) -> bool:
-    if payload is None:
-        return True
-    if isinstance(payload, float) and math.isnan(payload):
-        return True
-    return isinstance(payload, (bytes, bytearray, memoryview, str)) and len(payload) == 0
+from modalops.kinds.payloads import binary_payload
 
 
 def _n_samples(params: Any, window_s: float) -> int:
@@ -52,17 +42,8 @@ def shape(params: Any, window_s: float) -> tuple[int, int]:
 
 
 def to_payload(value: Any) -> bytes | None:
-    """Serving input (WAV bytes, or base64 text of them) -> the stored payload; None if absent."""
-    if _absent(value):
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(f"audio: text input is not base64 of a WAV file ({exc})") from None
-    raise ValueError(f"audio: expected WAV bytes or base64 text, got {type(value).__name__}")
+    """Serving input (the file's bytes, or base64 text of them) -> the stored payload; None if absent."""
+    return binary_payload(value, "audio")
 
 
 def _resample(x: np.ndarray, n_out: int) -> np.ndarray:

@@ -6,23 +6,14 @@ PIL and the standard library only.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-
-def _absent(payload: Any) -> bool:
-    if payload is None:
-        return True
-    if isinstance(payload, float) and math.isnan(payload):
-        return True
-    return isinstance(payload, (bytes, bytearray, memoryview, str)) and len(payload) == 0
+from modalops.kinds.payloads import binary_payload
 
 
 def shape(params: Any, window_s: float) -> tuple[int, int, int]:
@@ -31,17 +22,8 @@ def shape(params: Any, window_s: float) -> tuple[int, int, int]:
 
 
 def to_payload(value: Any) -> bytes | None:
-    """Serving input (bytes, or base64 text of the file) -> the stored payload (bytes); None if absent."""
-    if _absent(value):
-        return None
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(f"image: text input is not base64 of an image file ({exc})") from None
-    raise ValueError(f"image: expected image file bytes or base64 text, got {type(value).__name__}")
+    """Serving input (the file's bytes, or base64 text of them) -> the stored payload; None if absent."""
+    return binary_payload(value, "image")
 
 
 def decode(payload: Any, params: Any, window_s: float) -> torch.Tensor:

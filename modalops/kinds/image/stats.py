@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from modalops.validate.result import is_empty_payload
+from modalops.kinds.payloads import is_absent
 
 _PHASH_SIZE = 32  # DCT input size; the hash keeps the 8x8 lowest frequencies (Zauner 2010)
 THUMB = 8  # label-check thumbnail side: JPEG decodes at 1/8 scale for free (libjpeg DCT scaling)
@@ -55,7 +55,7 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _one(data: object) -> tuple:
     """(decodable, width, height, brightness, blur, phash) of one encoded image; NaN when absent."""
-    if is_empty_payload(data):
+    if is_absent(data):
         return (None, np.nan, np.nan, np.nan, np.nan, None)
     try:
         with Image.open(io.BytesIO(bytes(data))) as img:
@@ -91,7 +91,7 @@ def image_window_stats(payloads: list) -> pd.DataFrame:
             else pd.Series(dtype=IMAGE_STATS[name])
         )
     out["sha1"] = pd.array(
-        [None if is_empty_payload(v) else hashlib.sha1(bytes(v)).hexdigest() for v in payloads],
+        [None if is_absent(v) else hashlib.sha1(bytes(v)).hexdigest() for v in payloads],
         dtype="string",
     )
     return out
@@ -99,7 +99,7 @@ def image_window_stats(payloads: list) -> pd.DataFrame:
 
 def thumbnail(data: object) -> np.ndarray | None:
     """8x8 RGB thumbnail in [0, 1] (192 values), or None when absent or undecodable."""
-    if is_empty_payload(data):
+    if is_absent(data):
         return None
     try:
         with Image.open(io.BytesIO(bytes(data))) as img:

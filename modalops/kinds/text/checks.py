@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from modalops.dataset.columns import stat_column
-from modalops.validate.result import Rule, is_empty_payload
+from modalops.kinds.payloads import is_absent
+from modalops.validate.result import Rule
 
 DRIFT_STATS: tuple[str, ...] = ("len",)
 BUCKETS = 32
@@ -18,7 +19,7 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 def _one(value: object) -> tuple:
     """(len, valid_utf8): bytes must decode; str must encode and hold no U+FFFD."""
-    if is_empty_payload(value):
+    if is_absent(value):
         return (np.nan, pd.NA)
     if isinstance(value, bytes):
         try:
@@ -61,7 +62,7 @@ def catalog_rules(stream: str, params, checks) -> list[Rule]:
 
 def label_features(payload, params, window_s: float) -> np.ndarray | None:
     """Counts of word tokens hashed into 32 buckets (crc32: stable across processes)."""
-    if is_empty_payload(payload) or not str(payload).strip():
+    if is_absent(payload):
         return None
     out = np.zeros(BUCKETS, dtype=np.float32)
     for token in _TOKEN.findall(str(payload).lower()):

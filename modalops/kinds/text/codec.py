@@ -6,22 +6,15 @@ and the standard library only.
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
 from typing import Any
 
 import torch
 
+from modalops.kinds.payloads import is_absent
+
 _TOKEN = re.compile(r"[a-z0-9]+")
-
-
-def _absent(payload: Any) -> bool:
-    if payload is None:
-        return True
-    if isinstance(payload, float) and math.isnan(payload):
-        return True
-    return isinstance(payload, (str, bytes, bytearray)) and not payload.strip()
 
 
 def shape(params: Any, window_s: float) -> tuple[int]:
@@ -30,7 +23,7 @@ def shape(params: Any, window_s: float) -> tuple[int]:
 
 def to_payload(value: Any) -> str:
     """Serving input (str, bytes, None) -> the stored payload: a str, "" when there is none."""
-    if _absent(value):
+    if is_absent(value):
         return ""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", errors="replace")

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from modalops.dataset.columns import stat_column
-from modalops.validate.result import Rule, is_empty_payload
+from modalops.kinds.payloads import is_absent
+from modalops.kinds.spectra import log_band_energies
+from modalops.validate.result import Rule
 
 DRIFT_STATS: tuple[str, ...] = ("std", "nan_fraction")
 _STATS = ("decodable", "rows", "nan_fraction", "min", "max", "std", "flat_channels")
@@ -26,7 +28,7 @@ def _load(data: object) -> np.ndarray | None:
 
 def _one(data: object, n_channels: int, flat_std: float) -> tuple:
     """(decodable, rows, nan_fraction, min, max, std, flat_channels); NaN when absent."""
-    if is_empty_payload(data):
+    if is_absent(data):
         return (None, *([np.nan] * 6))
     arr = _load(data)
     if arr is None:
@@ -115,18 +117,11 @@ def catalog_rules(stream: str, params, checks) -> list[Rule]:
     ]  # fmt: skip
 
 
-def _log_bands(power: np.ndarray, freqs: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    idx = np.searchsorted(edges, freqs, side="right") - 1
-    ok = (idx >= 0) & (idx < len(edges) - 1)
-    bands = np.bincount(idx[ok], weights=power[ok], minlength=len(edges) - 1)
-    return np.log10(bands + 1e-10).astype(np.float32)
-
-
 def label_features(payload, params, window_s: float) -> np.ndarray | None:
     """Log spectral band energies (8 log-spaced bands, 1 Hz to Nyquist) of each channel, their
     max and min over the channels (a signature on any one axis, whatever the mounting), of the
     magnitude (its amplitude modulation), and the per-channel log std: 8C + 24 + C values."""
-    if is_empty_payload(payload):
+    if is_absent(payload):
         return None
     arr = _load(payload)
     n_channels = len(params.channels)
@@ -146,10 +141,16 @@ def label_features(payload, params, window_s: float) -> np.ndarray | None:
     freqs = np.fft.rfftfreq(arr.shape[0], 1.0 / rate)
     edges = np.geomspace(FMIN_HZ, rate / 2, BANDS + 1)
     edges[-1] += 1e-6
-    per = np.stack([_log_bands(spec[:, a], freqs, edges) for a in range(n_channels)])
+    per = np.stack([log_band_energies(spec[:, a], freqs, edges) for a in range(n_channels)])
     std = np.log10(centred.std(axis=0) + 1e-8)
     return np.concatenate(
-        [per.ravel(), per.max(axis=0), per.min(axis=0), _log_bands(mag_spec, freqs, edges), std]
+        [
+            per.ravel(),
+            per.max(axis=0),
+            per.min(axis=0),
+            log_band_energies(mag_spec, freqs, edges),
+            std,
+        ]
     ).astype(np.float32)
 
 

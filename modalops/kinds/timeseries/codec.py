@@ -6,24 +6,13 @@ and the standard library only.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
-
-def _absent(payload: Any) -> bool:
-    if payload is None:
-        return True
-    if isinstance(payload, float) and math.isnan(payload):
-        return True
-    if isinstance(payload, (bytes, bytearray, memoryview, str, list, tuple)):
-        return len(payload) == 0
-    return isinstance(payload, np.ndarray) and payload.size == 0
+from modalops.kinds.payloads import from_base64, is_absent
 
 
 def shape(params: Any, window_s: float) -> tuple[int, int]:
@@ -33,12 +22,7 @@ def shape(params: Any, window_s: float) -> tuple[int, int]:
 
 def _as_array(value: Any) -> np.ndarray:
     if isinstance(value, str):
-        try:
-            value = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError(
-                f"timeseries: text input is not base64 of .npy bytes ({exc})"
-            ) from None
+        value = from_base64(value, "timeseries")
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
             return np.load(io.BytesIO(bytes(value)), allow_pickle=False)
@@ -55,7 +39,7 @@ def _as_array(value: Any) -> np.ndarray:
 
 def to_payload(value: Any) -> bytes | None:
     """Serving input ((n, C) array or nested list, .npy bytes, or base64 of them) -> .npy bytes."""
-    if _absent(value):
+    if is_absent(value):
         return None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
@@ -84,7 +68,7 @@ def decode(payload: Any, params: Any, window_s: float) -> torch.Tensor:
     rows one window holds at the declared rate, so slight rate differences between devices vanish.
     """
     n_channels, rows = shape(params, window_s)
-    if _absent(payload):
+    if is_absent(payload):
         return torch.zeros(n_channels, rows)
     arr = _as_array(payload)
     if arr.ndim != 2 or arr.shape[1] != n_channels:

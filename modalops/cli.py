@@ -148,7 +148,7 @@ def _prefect_ui_hint() -> str:
 def _open(raw: str):
     from modalops.store import open_store
 
-    return open_store(raw, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+    return open_store(raw)  # S3: the endpoint comes from AWS_ENDPOINT_URL, as everywhere
 
 
 def _spec_for(raw: str, spec: Path | None):
@@ -210,13 +210,26 @@ def dataset_check(
     spec: SpecOpt = None,
     max_sessions: Annotated[int | None, typer.Option(help="Check only the first N.")] = None,
 ) -> None:
-    """Check a folder against its spec; print every problem with its file and line; exit 1 if any."""
-    from modalops.dataset.check import check_dataset
+    """Check a folder against its spec; print every problem with its file and line; exit 1 if any.
+
+    It runs ingest itself (nothing is written): what it prints is what a pipeline run would
+    quarantine, with the same reasons."""
+    from modalops.config.data import IngestConfig
+    from modalops.dataset.errors import RawDataError
+    from modalops.ingest import ingest_recordings
 
     ds = _spec_for(raw, spec)
-    problems, n = check_dataset(_open(raw), ds, max_sessions)
-    for p in problems:
-        typer.echo(p.line())
+    try:
+        result = ingest_recordings(
+            _open(raw), ds, IngestConfig(raw_uri=raw, max_sessions=max_sessions)
+        )
+    except RawDataError as err:
+        typer.secho(str(err), fg="red", err=True)
+        raise typer.Exit(1) from None
+    problems = result.quarantine["reason"].astype(str).tolist()
+    for reason in problems:
+        typer.echo(reason)
+    n = result.catalog["session_id"].nunique()
     verdict = "OK" if not problems else f"{len(problems)} problems"
     typer.echo(f"{ds.name}: {n} sessions, {len(ds.streams)} streams checked: {verdict}")
     if problems:

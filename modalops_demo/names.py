@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from modalops.dataset.layout import TRUTH_DIR  # noqa: F401 - true clocks, read by the align report
+from modalops.dataset.spec import SPEC_FILE
+
 MODALITIES: tuple[str, ...] = ("camera", "audio", "vibration", "notes")
 LABELS: tuple[str, ...] = ("normal", "proximity", "fault", "near_miss")
 SESSIONS_MANIFEST = "sessions.csv"
@@ -18,8 +21,6 @@ AUDIO_FILE = "audio.wav"
 VIBRATION_FILE = "vibration.parquet"  # columns: t, ax, ay, az
 NOTES_FILE = "notes.jsonl"  # one {"t": float, "text": str} per line
 LABELS_FILE = "labels.csv"  # columns: start_s, end_s, label (reference clock)
-TRUTH_DIR = "truth"  # truth/<session_id>.json: generator's true clocks, for evaluation only
-SPEC_FILE = "dataset.yaml"
 
 
 def session_key(session_id: str, name: str = "") -> str:

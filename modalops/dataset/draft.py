@@ -74,10 +74,6 @@ def _session_level(keys: list[str]) -> tuple[str, list[str]] | None:
     return best
 
 
-def _read(store: Any, key: str) -> bytes:
-    return store.get_bytes(key)
-
-
 def _guess_timeseries(data: bytes, key: str) -> dict[str, Any] | None:
     try:
         df = read_table(data, key)
@@ -153,7 +149,7 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
             continue
         try:
             df = read_table(
-                _read(store, key), key, **({} if key.endswith(".parquet") else {"dtype": str})
+                store.get_bytes(key), key, **({} if key.endswith(".parquet") else {"dtype": str})
             )
         except Exception:  # noqa: BLE001
             continue
@@ -198,7 +194,7 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
             if "clock" in path.lower():
                 clock_file = path
             continue
-        data = _read(store, base + path) if (base + path) in keys else None
+        data = store.get_bytes(base + path) if (base + path) in keys else None
         if data is None:
             continue
         if ext in (".csv", ".tsv", ".parquet"):
@@ -250,7 +246,7 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
             if key in keys:
                 try:
                     seen += list(
-                        read_table(_read(store, key), key)[labels["label_column"]].astype(str)
+                        read_table(store.get_bytes(key), key)[labels["label_column"]].astype(str)
                     )
                 except Exception:  # noqa: BLE001, S110 - `dataset check` reports unreadable tables
                     continue

@@ -10,3 +10,11 @@ class RawDataError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+def fetch_bytes(store, key: str) -> bytes:
+    """The bytes at `key` of an ObjectStore; a missing file is a RawDataError naming its URI."""
+    try:
+        return store.get_bytes(key)
+    except FileNotFoundError:
+        raise RawDataError(store.uri(key), "file is missing") from None

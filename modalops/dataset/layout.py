@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalops.dataset.errors import RawDataError
+from modalops.dataset.errors import RawDataError, fetch_bytes
 from modalops.dataset.spec import DatasetSpec
 from modalops.kinds import get_kind
 from modalops.kinds.base import Stream, StreamSource
@@ -77,13 +77,6 @@ def read_table(data: bytes, uri: str, fmt: str = "auto", **kwargs: Any) -> pd.Da
         raise RawDataError(uri, f"not a readable {what} file ({exc})") from None
 
 
-def _get(store: Any, key: str) -> bytes:
-    try:
-        return store.get_bytes(key)
-    except FileNotFoundError:
-        raise RawDataError(store.uri(key), "file is missing") from None
-
-
 def check_times(uri: str, times: np.ndarray, what: str, first_line: int = 2) -> None:
     """Timestamps must be finite and strictly increasing; the error names the first bad line."""
     if times.size == 0:
@@ -108,7 +101,7 @@ def read_sessions(store: Any, spec: DatasetSpec) -> pd.DataFrame:
     key = spec.sessions.table
     uri = store.uri(key)
     id_col = spec.sessions.id_column
-    df = read_table(_get(store, key), uri, dtype=str, keep_default_na=False, na_values=[""])
+    df = read_table(fetch_bytes(store, key), uri, dtype=str, keep_default_na=False, na_values=[""])
     needed = [id_col, *spec.metadata.columns]
     if spec.metadata.subject:
         needed.append(spec.metadata.subject)
@@ -159,31 +152,30 @@ def read_clock_file(
     start at offset 0 and drift 0. Without a clock file every stream does.
     """
     entries: dict[str, dict[str, Any]] = {}
+    believed: dict[str, ClockModel] = {}
     if spec.sessions.clock_file:
         key = session_key(spec, session_id, spec.sessions.clock_file)
         try:
-            doc = json.loads(_get(store, key))
-            streams = doc["streams"]
+            streams = json.loads(fetch_bytes(store, key))["streams"]
             if not isinstance(streams, dict):
                 raise TypeError("'streams' must be a mapping of stream name to clock")
             for name, entry in streams.items():
                 if not isinstance(entry, dict):
                     raise TypeError(f"streams.{name} must be a mapping")
                 entries[str(name)] = dict(entry)
-                float(entry.get("offset_s", 0.0)), float(entry.get("drift_ppm", 0.0))
+                believed[str(name)] = ClockModel(
+                    float(entry.get("offset_s", 0.0)), float(entry.get("drift_ppm", 0.0))
+                )
         except RawDataError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RawDataError(store.uri(key), f"invalid clock file ({exc!r})") from None
-    clocks = {}
-    for name, s in spec.streams.items():
-        entry = entries.get(name, {})
-        if name == spec.reference or s.clock.initial == "zero":
-            clocks[name] = ClockModel()
-        else:
-            clocks[name] = ClockModel(
-                float(entry.get("offset_s", 0.0)), float(entry.get("drift_ppm", 0.0))
-            )
+    clocks = {
+        name: ClockModel()
+        if name == spec.reference or s.clock.initial == "zero"
+        else believed.get(name, ClockModel())
+        for name, s in spec.streams.items()
+    }
     return clocks, entries
 
 
@@ -206,7 +198,7 @@ def read_labels(
         return pd.DataFrame({"start_s": [-np.inf], "end_s": [np.inf], "label": [str(value)]})
     key = session_key(spec, session_id, ls.path)
     uri = store.uri(key)
-    df = read_table(_get(store, key), uri)
+    df = read_table(fetch_bytes(store, key), uri)
     cols = [ls.start_column, ls.end_column, ls.label_column]
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -244,7 +236,7 @@ def read_sync(store: Any, spec: DatasetSpec, session_id: str) -> dict[str, np.nd
     if not store.exists(key):
         return None
     try:
-        doc = json.loads(_get(store, key))
+        doc = json.loads(fetch_bytes(store, key))
         return {str(name): np.asarray(v, dtype=np.float64) for name, v in doc.items()}
     except (ValueError, TypeError, AttributeError) as exc:
         raise RawDataError(store.uri(key), f"invalid sync markers ({exc!r})") from None

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modalops.kinds import get_kind, kind_names
+
 SPEC_FILE = "dataset.yaml"
 SPEC_FORMAT = "modalops.dataset/1"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -276,8 +278,6 @@ class DatasetSpec(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
-        from modalops.kinds import get_kind, kind_names
-
         if self.reference not in self.streams:
             raise ValueError(
                 f"reference {self.reference!r} is not one of streams {list(self.streams)}"
@@ -306,21 +306,15 @@ class DatasetSpec(_Model):
     # ---- derived views ---------------------------------------------------------------------
     def params(self, stream: str) -> Any:
         """The typed parameters of `stream` (its kind's params model)."""
-        from modalops.kinds import get_kind
-
         spec = self.streams[stream]
         return get_kind(spec.kind).params_model.model_validate(spec.params)
 
     def checks(self, stream: str) -> Any:
         """The typed validation thresholds of `stream` (its kind's checks model)."""
-        from modalops.kinds import get_kind
-
         spec = self.streams[stream]
         return get_kind(spec.kind).checks_model.model_validate(spec.checks)
 
     def kind_of(self, stream: str):
-        from modalops.kinds import get_kind
-
         return get_kind(self.streams[stream].kind)
 
     @property

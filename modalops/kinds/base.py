@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from modalops.dataset.errors import RawDataError
+from modalops.dataset.errors import RawDataError, fetch_bytes
 
 __all__ = [
     "Envelope",
@@ -119,11 +119,7 @@ class StreamSource:
 
     def get(self, key: str | None = None) -> bytes:
         """Bytes of `key` (default: the stream's file); RawDataError when it is missing."""
-        key = self.key if key is None else key
-        try:
-            return self.store.get_bytes(key)
-        except FileNotFoundError:
-            raise RawDataError(self.store.uri(key), "file is missing") from None
+        return fetch_bytes(self.store, self.key if key is None else key)
 
     def sibling(self, relative: str) -> str:
         """Key of a file next to the stream's file (e.g. a frame named in an index)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +10,8 @@ from PIL import Image
 from modalops.config.validate import ValidateConfig
 from modalops.kinds.audio.wav import encode_wav
 from modalops.kinds.image.stats import THUMB
+from modalops.kinds.timeseries.window import npy_bytes
+from modalops.kinds.video.window import encode_jpeg
 from modalops.testing.samples import make_catalog
 from modalops.validate import label_check, validate_dataset
 from modalops_demo.names import demo_spec
@@ -29,18 +29,6 @@ N_SESSIONS, WINDOWS = 12, 40
 # background, noise floor and sensor mounting, as recordings do.
 
 
-def _jpeg(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr.astype(np.float32))
-    return buf.getvalue()
-
-
 def window_payloads(rng: np.random.Generator, background: np.ndarray, label: str, axis: int):
     person = label in ("proximity", "near_miss")
     fault = label in ("fault", "near_miss")
@@ -54,7 +42,8 @@ def window_payloads(rng: np.random.Generator, background: np.ndarray, label: str
     vib = rng.normal(0, 0.05, (100, 3)) + np.sin(2 * np.pi * 25 * tv)[:, None]
     if fault:
         vib[:, axis] += 0.8 * np.sin(2 * np.pi * 7 * tv + rng.uniform(0, 6))
-    return _jpeg(np.clip(frame, 0, 255).astype(np.uint8)), encode_wav(audio, 16000), _npy(vib)
+    cam = encode_jpeg(np.clip(frame, 0, 255).astype(np.uint8), quality=90)
+    return cam, encode_wav(audio, 16000), npy_bytes(vib)
 
 
 def make_samples(seed: int = 0) -> pd.DataFrame:

@@ -12,8 +12,9 @@ from PIL import Image
 
 from modalops.config.validate import ValidateConfig
 from modalops.dataset.spec import parse_spec
+from modalops.kinds.timeseries.window import npy_bytes
 from modalops.quarantine import QUARANTINE_COLUMNS
-from modalops.testing.samples import jpeg, make_catalog, make_samples, npy, table, wav
+from modalops.testing.samples import jpeg, make_catalog, make_samples, table, wav
 from modalops.validate import (
     ValidationGateError,
     gate_splits,
@@ -102,10 +103,10 @@ def test_broken_payloads_are_flagged():
     samples.at[2, "x__audio"] = wav(2, rate=8000)
     arr = vibration(3)
     arr[10:40, 0] = np.nan
-    samples.at[3, "x__vibration"] = npy(arr)
+    samples.at[3, "x__vibration"] = npy_bytes(arr)
     arr = vibration(4)
     arr[:, 2] = -1.473  # not exactly representable: float32 rounding must not hide it
-    samples.at[4, "x__vibration"] = npy(arr)
+    samples.at[4, "x__vibration"] = npy_bytes(arr)
     samples.at[5, "x__notes"] = "bad \ufffd decode"
     samples.at[5, "has__notes"] = True
     stats = sample_stats(samples, SPEC)
@@ -119,7 +120,7 @@ def test_broken_payloads_are_flagged():
 
 def test_a_table_with_the_wrong_channel_count_is_not_decodable():
     samples = samples_of(1, 2)
-    samples.at[0, "x__vibration"] = npy(table(0, 100, 2))  # the spec declares 3 channels
+    samples.at[0, "x__vibration"] = npy_bytes(table(0, 100, 2))  # the spec declares 3 channels
     stats = sample_stats(samples, SPEC)
     assert not stats["vibration__decodable"].iloc[0] and stats["vibration__decodable"].iloc[1]
 
@@ -174,10 +175,10 @@ def corrupt(samples: pd.DataFrame, rows: list[int]) -> pd.DataFrame:
         ("x__audio", wav(10, seconds=0.5), "audio_duration"),
         ("x__audio", wav(11, amp=0.5), "audio_clipping"),
         ("x__audio", wav(12, amp=0.0), "audio_rms"),
-        ("x__vibration", npy(arr_nan), "vibration_nan_fraction"),
-        ("x__vibration", npy(arr_flat), "vibration_flat_channels"),
-        ("x__vibration", npy(vibration(13, rows=40)), "vibration_rate"),
-        ("x__vibration", npy(vibration(14) * 1000), "vibration_min"),
+        ("x__vibration", npy_bytes(arr_nan), "vibration_nan_fraction"),
+        ("x__vibration", npy_bytes(arr_flat), "vibration_flat_channels"),
+        ("x__vibration", npy_bytes(vibration(13, rows=40)), "vibration_rate"),
+        ("x__vibration", npy_bytes(vibration(14) * 1000), "vibration_min"),
         ("label", "explosion", "label_in_set"),
         ("align_confidence", 0.5, "align_confidence"),
     ]

@@ -4,6 +4,8 @@ check must all come from its spec."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,8 @@ import pytest
 from modalops.config.validate import ValidateConfig
 from modalops.dataset.columns import sample_columns
 from modalops.dataset.spec import parse_spec
-from modalops.testing.samples import make_catalog, npy
+from modalops.kinds.timeseries.window import npy_bytes
+from modalops.testing.samples import make_catalog
 from modalops.validate import sample_stats, validate_dataset
 from modalops.validate.gate import drift_statistics
 from modalops.validate.suites import catalog_rules, sample_rules
@@ -59,7 +62,7 @@ def signals(rng: np.random.Generator, label: str, gain: float) -> tuple[bytes, b
     elif label == "stand":
         acc[:, 1] += 0.4 * gain * np.sin(2 * np.pi * 6 * t50 + rng.uniform(0, 6))
         gyro[:, 0] += 0.4 * gain * np.sin(2 * np.pi * 6 * t25)
-    return npy(acc + 9.81 * np.array([0, 0, 1])), npy(gyro)
+    return npy_bytes(acc + 9.81 * np.array([0, 0, 1])), npy_bytes(gyro)
 
 
 def make_samples(seed: int = 0) -> pd.DataFrame:
@@ -142,9 +145,9 @@ def test_gate_on_a_clean_dataset(samples):
 
 def test_defects_and_wrong_labels_are_rejected_with_their_reason(samples):
     bad = samples.copy()
-    flat = np.load(__import__("io").BytesIO(bad.at[5, "x__gyro"]))
+    flat = np.load(io.BytesIO(bad.at[5, "x__gyro"]))
     flat[:, 1] = 0.25
-    bad.at[5, "x__gyro"] = npy(flat)
+    bad.at[5, "x__gyro"] = npy_bytes(flat)
     rng = np.random.default_rng(3)
     swapped = rng.choice(np.arange(10, len(bad)), size=24, replace=False)
     for i in swapped:

@@ -156,7 +156,7 @@ class ValidateConfig(Section):
         default=True, description="Stop the flow when a check with severity 'fail' fails."
     )
     # Balancing is chosen in `train.balancing` (TrainConfig), the trainer being its consumer;
-    # modalops.balancing computes the same weights for the before/after report.
+    # modalops.train.balancing computes the same weights for the before/after report.
 
     @model_validator(mode="after")
     def _check(self) -> ValidateConfig:

@@ -7,7 +7,6 @@ from the spec passed in.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +15,8 @@ from PIL import Image
 
 from modalops.dataset.columns import payload_column, presence_column, sample_columns
 from modalops.kinds.audio.wav import encode_wav
+from modalops.kinds.timeseries.window import npy_bytes
+from modalops.kinds.video.window import encode_jpeg
 
 
 def jpeg(
@@ -34,26 +35,13 @@ def jpeg(
         img = Image.fromarray(coarse).resize((w, h), Image.BILINEAR)
         arr = np.asarray(img).astype(np.int16) + rng.integers(-20, 20, size=(h, w, 3))
         arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return encode_jpeg(arr)
-
-
-def encode_jpeg(arr: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+    return encode_jpeg(arr, quality=90)
 
 
 def wav(seed: int, rate: int = 16000, seconds: float = 1.0, amp: float = 0.1) -> bytes:
     """PCM16 mono WAV of Gaussian noise with standard deviation `amp` (full scale 1)."""
     rng = np.random.default_rng(seed)
     return encode_wav(rng.normal(0, amp, int(rate * seconds)), rate)
-
-
-def npy(arr: np.ndarray) -> bytes:
-    """`.npy` bytes of `arr` as float32."""
-    buf = io.BytesIO()
-    np.save(buf, np.asarray(arr, dtype=np.float32))
-    return buf.getvalue()
 
 
 def table(seed: int, rows: int, channels: int) -> np.ndarray:
@@ -71,7 +59,7 @@ def payload_for(spec, stream: str, seed: int, window_s: float, text: str = "") -
         return wav(seed, rate=checks.file_rate or params.sample_rate, seconds=window_s)
     if kind == "timeseries":
         rows = int(round(params.sample_rate * window_s))
-        return npy(table(seed, rows, len(params.channels)))
+        return npy_bytes(table(seed, rows, len(params.channels)))
     if kind == "text":
         return text
     raise ValueError(f"no payload builder for kind {kind!r}")

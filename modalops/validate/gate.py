@@ -31,7 +31,12 @@ from modalops.validate.result import (
     severity_for,
     verdict_passed,
 )
-from modalops.validate.stats import default_drift_statistics, sample_stats, summarize_for_reference
+from modalops.validate.stats import (
+    default_drift_statistics,
+    known_streams,
+    sample_stats,
+    summarize_for_reference,
+)
 from modalops.validate.suites import (
     CATALOG_COLUMNS,
     CATALOG_FAIL_CHECKS,
@@ -66,13 +71,7 @@ def _outcome_to_check(
 def required_streams(spec, cfg: ValidateConfig) -> list[str]:
     """cfg.required_streams, else the spec's required streams; unknown names are refused."""
     streams = spec.required_streams if cfg.required_streams is None else cfg.required_streams
-    unknown = [s for s in streams if s not in spec.streams]
-    if unknown:
-        raise ValueError(
-            f"validation.required_streams: unknown {unknown}; the dataset spec {spec.name!r} "
-            f"declares streams {spec.stream_names}"
-        )
-    return list(streams)
+    return known_streams(spec, streams, "required_streams")
 
 
 def subgroup_columns(spec, cfg: ValidateConfig) -> list[str]:
@@ -339,12 +338,12 @@ def reject_samples(stats: pd.DataFrame, rules: list[Rule]) -> pd.DataFrame:
 
 
 def _missing_quarantined(
-    catalog: pd.DataFrame, stats: pd.DataFrame, spec
+    q: pd.DataFrame, stats: pd.DataFrame, spec
 ) -> tuple[np.ndarray, dict[str, list[str]]]:
-    """Per sample: does it miss a stream whose file ingest quarantined? And which per session."""
+    """Per sample: does it miss a stream ingest quarantined (`q`: the catalog's quarantined rows)?
+    And which per session."""
     missing = np.zeros(len(stats), dtype=bool)
     per: dict[str, list[str]] = {}
-    q = catalog[catalog["status"].eq("quarantined")]
     sids = stats["session_id"].astype(str).to_numpy()
     for sid, rows in q.groupby(q["session_id"].astype(str)):
         sel = sids == sid
@@ -384,7 +383,7 @@ def _quarantine_losses(
         est = dur / window if ok else fallback
         lost += int(round(est))
         why.append(f"{sid}: session lost (~{int(round(est))} samples)")
-    missing, per = _missing_quarantined(catalog, stats, spec)
+    missing, per = _missing_quarantined(q, stats, spec)
     why += [f"{sid}: {'+'.join(streams)} quarantined" for sid, streams in per.items()]
     return lost, int((missing & ~rejected).sum()), why
 

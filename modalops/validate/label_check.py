@@ -22,15 +22,15 @@ presence flag of 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from modalops.config.validate import ValidateConfig
 from modalops.validate.result import CheckResult, pct, severity_for
-from modalops.validate.stats import presence, stream_payloads
+from modalops.validate.stats import known_streams, presence, stream_payloads
 
 REASON = "label_inconsistent"  # the quarantine reason of a flagged window (its prefix)
 LABELS_STREAM = "labels"  # the quarantine `stream` of a flagged window: its label is blamed
@@ -53,7 +53,7 @@ def _raw_block(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features [n, dim], present [n]) of one stream's payloads; dim from the first decodable."""
     kind, params = spec.kind_of(stream), spec.params(stream)
-    mask = presence(samples, stream, kind.payload)
+    mask = presence(samples, stream)
     feats: list[np.ndarray | None] = []
     dim = None
     for i, payload in enumerate(stream_payloads(samples, stream, mask)):
@@ -91,9 +91,7 @@ def label_features(samples: pd.DataFrame, spec, streams: list[str] | None = None
     for stream in streams:
         block, present = _raw_block(samples, spec, stream, window)
         if block.shape[1]:
-            median: Callable[[np.ndarray], np.ndarray] = lambda x, p=present: _session_median(  # noqa: E731
-                x, sessions, p
-            )
+            median = partial(_session_median, sessions=sessions, present=present)
             blocks += spec.kind_of(stream).checks.session_relative(block, present, median)
         blocks.append(present[:, None].astype(np.float32))
     return (
@@ -270,14 +268,7 @@ def key_mask(table: pd.DataFrame, keys: set) -> np.ndarray:
 
 def label_check_streams(spec, cfg: ValidateConfig) -> list[str]:
     """The streams feeding the check: cfg.label_check_streams, else every stream of the spec."""
-    streams = cfg.label_check_streams or spec.stream_names
-    unknown = [s for s in streams if s not in spec.streams]
-    if unknown:
-        raise ValueError(
-            f"validation.label_check_streams: unknown {unknown}; the dataset spec "
-            f"{spec.name!r} declares streams {spec.stream_names}"
-        )
-    return list(streams)
+    return known_streams(spec, cfg.label_check_streams or spec.stream_names, "label_check_streams")
 
 
 def label_consistency_check(

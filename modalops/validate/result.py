@@ -36,7 +36,6 @@ class Rule:
     value_set: tuple[Any, ...] = ()
     mostly: float = 1.0
     note: str = ""
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def expected(self) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from modalops.dataset.columns import payload_column, presence_column, stat_column
+from modalops.kinds.payloads import is_absent
 
 QUANTILES = np.linspace(0.0, 1.0, 51)
 QUANTILE_COLUMNS = tuple(f"q{round(p * 100):03d}" for p in QUANTILES)
@@ -30,15 +31,23 @@ def window_length(samples: pd.DataFrame) -> float:
     return float(np.median(d)) if d.size else float("nan")
 
 
-def presence(samples: pd.DataFrame, stream: str, payload_kind: str) -> np.ndarray:
-    """The presence mask of `stream`: its has__ column, else whether its payload is non-empty."""
+def known_streams(spec, names: list[str], setting: str) -> list[str]:
+    """`names` from the config field `setting`; ValueError when the spec lacks one of them."""
+    unknown = [s for s in names if s not in spec.streams]
+    if unknown:
+        raise ValueError(
+            f"validation.{setting}: unknown {unknown}; the dataset spec {spec.name!r} declares "
+            f"streams {spec.stream_names}"
+        )
+    return list(names)
+
+
+def presence(samples: pd.DataFrame, stream: str) -> np.ndarray:
+    """The presence mask of `stream`: its has__ column, else whether its payload is there."""
     col = presence_column(stream)
     if col in samples.columns:
         return samples[col].fillna(False).astype(bool).to_numpy()
-    payload = _column(samples, payload_column(stream))
-    return payload.map(
-        lambda v: v is not None and not isinstance(v, float) and len(v) > 0
-    ).to_numpy(bool)
+    return ~_column(samples, payload_column(stream)).map(is_absent).to_numpy(bool)
 
 
 def stream_payloads(samples: pd.DataFrame, stream: str, mask: np.ndarray) -> list:
@@ -68,7 +77,7 @@ def sample_stats(samples: pd.DataFrame, spec, window_s: float | None = None) -> 
     blocks = []
     for stream in spec.stream_names:
         kind = spec.kind_of(stream)
-        mask = presence(samples, stream, kind.payload)
+        mask = presence(samples, stream)
         out[presence_column(stream)] = mask
         stats = kind.checks.window_stats(
             stream_payloads(samples, stream, mask),

@@ -15,40 +15,25 @@ __all__ = ["check_config_against_spec", "lineage", "model_plan", "pipeline_summa
 def check_config_against_spec(cfg: PipelineConfig, spec: DatasetSpec) -> None:
     """Config values that name streams or metadata columns must exist in the spec."""
     streams, columns = set(spec.streams), set(spec.meta_columns)
+    named = [
+        ("train.streams", cfg.train.streams, streams),
+        ("train.balance_group", cfg.train.balance_group, columns),
+        ("validation.subgroup_cols", cfg.validation.subgroup_cols, columns),
+        ("validation.required_streams", cfg.validation.required_streams, streams),
+        ("validation.label_check_streams", cfg.validation.label_check_streams, streams),
+        ("evaluate.slices", cfg.evaluate.slices, columns),
+        ("shard.stratify_by", cfg.shard.stratify_by, columns),
+        ("shard.group_by", cfg.shard.group_by, columns),
+    ]
     problems = []
-
-    def names(key: str, value: Any, known: set[str], what: str) -> None:
-        if value is None:
-            return
-        values = [value] if isinstance(value, str) else list(value)
+    for key, value, known in named:
+        values = [] if value is None else [value] if isinstance(value, str) else list(value)
         unknown = [v for v in values if v not in known]
         if unknown:
+            what = "streams" if known is streams else "metadata columns"
             problems.append(
                 f"{key}: {unknown} are not {what} of dataset {spec.name!r} ({sorted(known)})"
             )
-
-    names("train.streams", getattr(cfg.train, "streams", None), streams, "streams")
-    names(
-        "train.balance_group",
-        getattr(cfg.train, "balance_group", None),
-        columns,
-        "metadata columns",
-    )
-    names(
-        "validation.subgroup_cols",
-        getattr(cfg.validation, "subgroup_cols", None),
-        columns,
-        "metadata columns",
-    )
-    names(
-        "validation.label_check_streams",
-        getattr(cfg.validation, "label_check_streams", None),
-        streams,
-        "streams",
-    )
-    names("evaluate.slices", getattr(cfg.evaluate, "slices", None), columns, "metadata columns")
-    names("shard.stratify_by", getattr(cfg.shard, "stratify_by", None), columns, "metadata columns")
-    names("shard.group_by", getattr(cfg.shard, "group_by", None), columns, "metadata columns")
     if problems:
         raise ConfigError(
             "configuration does not fit the dataset spec:\n  - " + "\n  - ".join(problems)

@@ -11,9 +11,7 @@ from modalops.shard.shards import (
     iter_raw_samples,
     iter_tar_samples,
     load_manifest,
-    row_to_sample,
     split_columns,
-    split_sessions,
     write_shards,
 )
 
@@ -28,8 +26,6 @@ __all__ = [
     "iter_raw_samples",
     "iter_tar_samples",
     "load_manifest",
-    "row_to_sample",
     "split_columns",
-    "split_sessions",
     "write_shards",
 ]

@@ -28,6 +28,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from modalops.config.pipeline import ShardConfig
 from modalops.dataset import columns
 from modalops.dataset.spec import DatasetSpec, parse_spec
+from modalops.kinds.payloads import is_absent
 from modalops.store import ObjectStore, join_key
 
 DATASETS_PREFIX = "datasets"
@@ -239,18 +240,23 @@ def _rejected_keys(rejected: pd.DataFrame | None) -> set[tuple[str, int]]:
     return {(str(s), int(w)) for s, w in zip(rows["session_id"], rows["window_index"], strict=True)}
 
 
-def _read_part(store: ObjectStore, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_part(
+    store: ObjectStore, key: str, columns: list[str] | None = None
+) -> tuple[bytes, pd.DataFrame]:
+    """A part's bytes and its table; with `columns`, only those of them the part has (the heavy
+    payload columns are then not decoded)."""
+    with store.open_read(key) as stream:
+        data = stream.read()
     try:
-        with store.open_read(key) as stream:
-            data = stream.read()
-        table = pq.read_table(io.BytesIO(data), columns=columns)
-    except FileNotFoundError:
-        raise
+        part = pq.ParquetFile(io.BytesIO(data))
+        if columns is not None:
+            columns = [c for c in columns if c in part.schema_arrow.names]
+        table = part.read(columns=columns)
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise ValueError(
             f"{store.uri(key)}: not a readable aligned-sample parquet part ({exc})"
         ) from None
-    return table.to_pandas()
+    return data, table.to_pandas()
 
 
 def _fingerprint_parts(
@@ -260,17 +266,10 @@ def _fingerprint_parts(
     digest = hashlib.sha256()
     light = []
     for key in part_keys:
-        with store.open_read(key) as stream:
-            data = stream.read()
+        data, table = _read_part(store, key, ["session_id", "window_index", "label", *meta_columns])
         digest.update(hashlib.sha256(data).digest())
-        table = pq.read_table(io.BytesIO(data))
-        cols = [
-            c
-            for c in ("session_id", "window_index", "label", *meta_columns)
-            if c in table.column_names
-        ]
-        light.append(table.select(cols).to_pandas())
-        del data, table
+        light.append(table)
+        del data
     if not light:
         raise ValueError("write_shards: no aligned-sample parts were given")
     return digest.hexdigest(), pd.concat(light, ignore_index=True)
@@ -284,14 +283,9 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def _present(row: dict[str, Any], stream: str, text: bool) -> bool:
-    payload = row.get(columns.payload_column(stream))
+def _present(row: dict[str, Any], stream: str) -> bool:
     flag = row.get(columns.presence_column(stream), True)
-    if text:
-        has_payload = isinstance(payload, str) and bool(payload.strip())
-    else:
-        has_payload = not _missing(payload) and len(payload) > 0
-    return bool(flag) and has_payload
+    return bool(flag) and not is_absent(row.get(columns.payload_column(stream)))
 
 
 def _to_float(value: Any) -> float | None:
@@ -321,15 +315,15 @@ class _Members:
         return cls(streams, spec.labels.index(), list(spec.meta_columns))
 
 
-def row_to_sample(row: dict[str, Any], members: _Members) -> dict[str, Any]:
+def _row_to_sample(row: dict[str, Any], members: _Members) -> dict[str, Any]:
     """One aligned-sample row → a WebDataset sample dict (members absent for missing streams)."""
     label = row["label"]
     sample: dict[str, Any] = {
         "__key__": columns.sample_key(str(row["session_id"]), int(row["window_index"]))
     }
     presence = []
-    for stream, member, text in members.streams:
-        present = _present(row, stream, text)
+    for stream, member, _ in members.streams:
+        present = _present(row, stream)
         presence.append(int(present))
         if present:
             payload = row[columns.payload_column(stream)]
@@ -410,15 +404,18 @@ def write_shards(
     """
     source = source or store
     part_keys = sorted(part_keys)
+    # Two passes over the parts: the version (a content hash) and the split (which needs every
+    # session's metadata) must be known before the first sample is written.
     group_col, strat_col = split_columns(spec, cfg)
     members = _Members.of(spec)
     classes = list(spec.labels.classes)
     fingerprint, light = _fingerprint_parts(source, part_keys, members.meta_columns)
     bad = _rejected_keys(rejected)
     not_train = _rejected_keys(train_only) - bad
-    excluded = {"rejected": sorted(f"{s}:{w}" for s, w in bad)}
-    if not_train:  # absent when empty, so versions written before this option keep their hash
-        excluded["rejected_from_train"] = sorted(f"{s}:{w}" for s, w in not_train)
+    excluded = {
+        "rejected": sorted(f"{s}:{w}" for s, w in bad),
+        "rejected_from_train": sorted(f"{s}:{w}" for s, w in not_train),
+    }
     digest = spec.digest()
     version = dataset_version(
         fingerprint, cfg, {**excluded, **(extra or {})}, spec_digest=digest, window_s=window_s
@@ -444,7 +441,7 @@ def write_shards(
             for s in columns.SPLITS
         }
         for key in part_keys:
-            part = _read_part(source, key)
+            _, part = _read_part(source, key)
             for row in part.to_dict("records"):
                 pair = (str(row["session_id"]), int(row["window_index"]))
                 if pair in bad:
@@ -464,7 +461,7 @@ def write_shards(
                 if split == "train" and pair in not_train:
                     n_rejected_from_train += 1
                     continue
-                sample = row_to_sample(row, members)
+                sample = _row_to_sample(row, members)
                 writers[split].write(sample)
                 st = stats[split]
                 st["n"] += 1
@@ -579,10 +576,3 @@ def iter_raw_samples(store: ObjectStore, manifest: DatasetManifest, split: str) 
         with store.open_read(key) as stream:
             for sample in iter_tar_samples(stream, store.uri(key)):
                 yield reader(sample)
-
-
-def split_sessions(manifest: DatasetManifest) -> Iterable[tuple[str, str]]:
-    """(session, split) pairs, for leak checks."""
-    for split, info in manifest.splits.items():
-        for session in info.sessions:
-            yield session, split

@@ -20,6 +20,7 @@ from modalops.config.pipeline import ShardConfig
 from modalops.dataset import columns
 from modalops.dataset.spec import DatasetSpec, spec_from_text
 from modalops.kinds.audio.wav import encode_wav
+from modalops.kinds.timeseries.window import npy_bytes
 from modalops.store import ObjectStore
 
 # Nothing like the demo: two grey 32x32 cameras, a 6-channel 50 Hz IMU, free text, 3 classes.
@@ -91,9 +92,7 @@ def timeseries_payload(params: Any, window_s: float, cls: int, rng: np.random.Ge
     t = np.arange(n) / params.sample_rate
     v = 0.05 * rng.standard_normal((n, c)).astype(np.float32)
     v[:, cls % c] += np.sin(2 * np.pi * 7 * t)
-    buf = io.BytesIO()
-    np.save(buf, v.astype(np.float32))
-    return buf.getvalue()
+    return npy_bytes(v)
 
 
 def text_payload(cls: int) -> str:

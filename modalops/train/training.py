@@ -20,7 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.strategies import DDPStrategy
 
 from modalops.config.train import TrainConfig
 from modalops.dataset.spec import DatasetSpec
@@ -130,35 +133,22 @@ def _balance_counts(manifest: DatasetManifest, cfg: TrainConfig) -> tuple[str, d
     return group, dict(groups)
 
 
-class _EpochMetrics:
-    """Collects each epoch's validation metrics (a Lightning callback built lazily)."""
+class _EpochMetrics(Callback):
+    """Collects each epoch's validation metrics."""
 
-    @staticmethod
-    def make():
-        from lightning.pytorch.callbacks import Callback
+    def __init__(self):
+        self.history: list[dict[str, float]] = []
 
-        class Collector(Callback):
-            def __init__(self):
-                self.history: list[dict[str, float]] = []
-
-            def on_validation_end(self, trainer, pl_module):
-                if trainer.sanity_checking:
-                    return
-                row = {
-                    k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")
-                }
-                row["epoch"] = trainer.current_epoch
-                self.history.append(row)
-
-        return Collector()
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        row["epoch"] = trainer.current_epoch
+        self.history.append(row)
 
 
 def fit(job: dict[str, Any]) -> dict[str, Any] | None:
     """Run the Lightning fit described by `job` (one rank); rank 0 writes model.pt and result.json."""
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.strategies import DDPStrategy
-
     # Lightning's per-fit banners (accelerator lines, a product tip) and a deprecation warning
     # from its own pytree helper would repeat for every model in the pipeline log.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -205,7 +195,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         mode="max",
         save_top_k=1,
     )
-    history = _EpochMetrics.make()
+    history = _EpochMetrics()
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
@@ -235,8 +225,8 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         ]
         module.load_state_dict(state)
     best_row = max(history.history, key=lambda r: r.get("val_macro_f1", -1.0), default={})
-    n_train = manifest.splits["train"].n_samples
-    quota = -(-n_train // cfg.devices) * cfg.devices if (cfg.devices > 1 or weights) else n_train
+    per_rank = dm.stream("train", train=True).rank_quota()  # samples each rank yielded per epoch
+    quota = manifest.splits["train"].n_samples if per_rank is None else per_rank * cfg.devices
     epochs = trainer.current_epoch
     metrics = {
         "val_macro_f1": float(best_row.get("val_macro_f1", float("nan"))),

@@ -1,7 +1,8 @@
 """Audio payloads (PCM WAV bytes) to log-magnitude band spectrograms [bands, frames].
 
 Self-contained on purpose: the served model decodes with this file, so it imports numpy, torch
-and the standard library only (plus the kind's WAV reader, itself numpy + stdlib).
+and the standard library only (plus the kind's WAV reader and the timeseries codec's row
+resampler, both numpy + stdlib).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from modalops.kinds.audio.wav import decode_wav
 from modalops.kinds.payloads import binary_payload
+from modalops.kinds.timeseries.codec import resample_rows
 
 
 def _n_samples(params: Any, window_s: float) -> int:
@@ -46,17 +48,6 @@ def to_payload(value: Any) -> bytes | None:
     return binary_payload(value, "audio")
 
 
-def _resample(x: np.ndarray, n_out: int) -> np.ndarray:
-    """Linear interpolation of `x` onto `n_out` evenly spaced points."""
-    if len(x) == n_out:
-        return x
-    if len(x) == 1:
-        return np.repeat(x, n_out)
-    src = np.linspace(0.0, 1.0, len(x))
-    dst = np.linspace(0.0, 1.0, n_out)
-    return np.interp(dst, src, x).astype(np.float32)
-
-
 def decode(payload: Any, params: Any, window_s: float) -> torch.Tensor:
     """WAV bytes -> float32 [bands, frames] log-magnitude band spectrogram; zeros when absent.
 
@@ -77,7 +68,7 @@ def decode(payload: Any, params: Any, window_s: float) -> torch.Tensor:
         raise ValueError(f"audio: payload is not a readable WAV file ({why})") from None
     rate_out, n = int(params.sample_rate), _n_samples(params, window_s)
     if rate != rate_out and len(x):
-        x = _resample(x, max(1, round(len(x) * rate_out / rate)))
+        x = resample_rows(x, max(1, round(len(x) * rate_out / rate)))
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)[:n]
     x = np.pad(x, (0, n - len(x)))
     n_fft, hop, bands = _n_fft(params), _hop(params), int(params.bands)

@@ -48,14 +48,17 @@ def to_payload(value: Any) -> bytes | None:
     return buf.getvalue()
 
 
-def _resample(x: np.ndarray, n_out: int) -> np.ndarray:
-    """Linear interpolation of the rows of `x` onto `n_out` evenly spaced points."""
+def resample_rows(x: np.ndarray, n_out: int) -> np.ndarray:
+    """Linear interpolation of the rows of `x` ((n,) or (n, C)) onto `n_out` evenly spaced points;
+    the audio codec resamples clips with it too."""
     if len(x) == n_out:
         return x
     if len(x) == 1:
         return np.repeat(x, n_out, axis=0)
     src = np.linspace(0.0, 1.0, len(x))
     dst = np.linspace(0.0, 1.0, n_out)
+    if x.ndim == 1:
+        return np.interp(dst, src, x).astype(np.float32)
     return np.stack([np.interp(dst, src, x[:, j]) for j in range(x.shape[1])], axis=1).astype(
         np.float32
     )
@@ -79,4 +82,4 @@ def decode(payload: Any, params: Any, window_s: float) -> torch.Tensor:
     if arr.shape[0] == 0:
         return torch.zeros(n_channels, rows)
     arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.from_numpy(_resample(arr, rows).T.copy())
+    return torch.from_numpy(resample_rows(arr, rows).T.copy())

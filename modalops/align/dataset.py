@@ -14,7 +14,7 @@ from modalops.align.report import build_report, read_truth, summarise, write_plo
 from modalops.align.session import STAGE, align_session
 from modalops.config.align import AlignConfig
 from modalops.dataset.errors import RawDataError
-from modalops.dataset.layout import load_session
+from modalops.dataset.layout import load_session, read_sessions
 from modalops.dataset.spec import DatasetSpec
 from modalops.quarantine import QuarantineRecord
 from modalops.store import ObjectStore, join_key
@@ -55,15 +55,6 @@ def _session_meta(spec: DatasetSpec, rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _session_row(
-    spec: DatasetSpec, sessions: pd.DataFrame | None, sid: str
-) -> dict[str, Any] | None:
-    if sessions is None:
-        return None
-    hit = sessions[sessions[spec.sessions.id_column] == sid]
-    return None if hit.empty else hit.iloc[0].to_dict()
-
-
 def align_dataset(
     raw: ObjectStore,
     spec: DatasetSpec,
@@ -75,11 +66,12 @@ def align_dataset(
     batch_sessions: int = 8,
 ) -> AlignResult:
     """Align every usable session of the catalog, a bounded batch at a time, and write the parts."""
-    from modalops.dataset.layout import read_sessions
-
     skip = bad_files(raw, quarantine)
     # Session-level labels live in the sessions table; read it once for every session.
-    sessions = read_sessions(raw, spec) if spec.labels.source == "session" else None
+    session_rows: dict[str, dict[str, Any]] = {}
+    if spec.labels.source == "session":
+        id_col = spec.sessions.id_column
+        session_rows = {r[id_col]: r for r in read_sessions(raw, spec).to_dict("records")}
     records: list[QuarantineRecord] = []
     part_keys: list[str] = []
     report_rows: list[pd.DataFrame] = []
@@ -109,19 +101,15 @@ def align_dataset(
         if blocked:
             why = f"{', '.join(blocked)} not usable at ingest"
             records.append(QuarantineRecord(STAGE, sid, None, None, f"session skipped: {why}"))
-            report_rows.append(build_report(sid, [], {}, None, status="quarantined", reason=why))
+            report_rows.append(build_report(sid, None, reason=why))
             continue
         try:
-            session = load_session(
-                raw, spec, sid, _session_meta(spec, rows), _session_row(spec, sessions, sid)
-            )
+            session = load_session(raw, spec, sid, _session_meta(spec, rows), session_rows.get(sid))
         except RawDataError as err:
             records.append(
                 QuarantineRecord(STAGE, sid, None, err.path, f"session unreadable: {err.problem}")
             )
-            report_rows.append(
-                build_report(sid, [], {}, None, status="quarantined", reason=str(err))
-            )
+            report_rows.append(build_report(sid, None, reason=str(err)))
             continue
         ingest_bad = {m for m in spec.stream_names if status.get(m) == "quarantined"}
         for m in ingest_bad:
@@ -137,9 +125,7 @@ def align_dataset(
             for r in aligned.quarantine
             if not (r.stream in ingest_bad and r.reason.startswith("unreadable"))
         )
-        truth = read_truth(raw, sid)
-        report_rows.append(build_report(sid, aligned.estimates, aligned.stats, truth, status=aligned.status,
-                                        reason=aligned.reason, aligned=aligned))  # fmt: skip
+        report_rows.append(build_report(sid, aligned, read_truth(raw, sid)))
         if example_curve is None:
             example_curve = next(
                 (e for e in aligned.estimates if e.curve is not None and e.usable), None
@@ -153,7 +139,7 @@ def align_dataset(
     report = (
         pd.concat(report_rows, ignore_index=True)
         if report_rows
-        else build_report("", [], {}, None).iloc[:0]
+        else build_report("", None).iloc[:0]
     )
     report_key = join_key(prefix, "align_report.parquet")
     buf = io.BytesIO()

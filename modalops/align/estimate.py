@@ -205,19 +205,21 @@ def _span(stream) -> tuple[float, float] | None:
 
 def _envelope(spec: DatasetSpec, session: SessionStreams, name: str, cfg: AlignConfig,
               read_bytes: ReadBytes | None, bad_files: frozenset[str]) -> Envelope:  # fmt: skip
-    """The stream's sync-cue envelope, computed by its kind; CueError when it has none."""
-    stream = session.stream(name)
-    cue = spec.streams[name].cue_spec
-    if cue.kind == "none":
-        raise CueError(f"stream {name} declares no sync cue")
+    """The stream's sync-cue envelope, computed by its kind; CueError when it has none usable."""
+    stream, cue = session.stream(name), spec.streams[name].cue_spec
     return spec.kind_of(name).sync.envelope(
         stream, cue, cfg.envelope_rate_hz, read_bytes, bad_files
     )
 
 
-def _metadata(session: SessionStreams, name: str, reason: str | None = None) -> StreamEstimate:
+def _starting_clock(session: SessionStreams, name: str) -> ClockModel:
     """The starting-guess clock (clock file or zero, as the spec's clock.initial says)."""
-    clock = session.clocks.get(name) or ClockModel()
+    return session.clocks.get(name, ClockModel())
+
+
+def _metadata(session: SessionStreams, name: str, reason: str | None = None) -> StreamEstimate:
+    """An estimate that keeps the starting-guess clock."""
+    clock = _starting_clock(session, name)
     return StreamEstimate(session.session_id, name, "metadata", clock.offset_s, clock.drift_ppm,
                           fallback_reason=reason)  # fmt: skip
 
@@ -230,7 +232,7 @@ def _from_markers(
         return "no sync markers for this stream"
     if marks.size != ref_markers.size or marks.size == 0:
         return f"sync markers ignored: {marks.size} markers vs {ref_markers.size} on the reference"
-    prior = session.clocks.get(name, ClockModel()).drift_ppm
+    prior = _starting_clock(session, name).drift_ppm
     offsets = marks - ref_markers
     if marks.size >= 2 and np.ptp(ref_markers) > 0:
         a, ppm = _fit_line(ref_markers, offsets)
@@ -259,6 +261,15 @@ def _low_confidence(
     return est
 
 
+def _uncorrelated(
+    session: SessionStreams, name: str, reason: str, cfg: AlignConfig
+) -> StreamEstimate:
+    """Nothing could be correlated: the starting guess at zero confidence, under the policy."""
+    clock = _starting_clock(session, name)
+    est = StreamEstimate(session.session_id, name, "estimate", clock.offset_s, clock.drift_ppm, 0.0)
+    return _low_confidence(session, name, est, reason, cfg)
+
+
 def _estimate_one(
     spec: DatasetSpec,
     session: SessionStreams,
@@ -269,23 +280,17 @@ def _estimate_one(
     read_bytes: ReadBytes | None,
     bad_files: frozenset[str],
 ) -> StreamEstimate:
-    meta = session.clocks.get(name, ClockModel())
+    meta = _starting_clock(session, name)
     search_s = spec.streams[name].clock.search_s
     t_mid = 0.5 * (ref_span[0] + ref_span[1])
     try:
         env = _envelope(spec, session, name, cfg, read_bytes, bad_files)
     except CueError as exc:
-        est = StreamEstimate(
-            session.session_id, name, "estimate", meta.offset_s, meta.drift_ppm, 0.0
-        )
-        return _low_confidence(session, name, est, f"no usable sync cue ({exc})", cfg)
+        return _uncorrelated(session, name, f"no usable sync cue ({exc})", cfg)
     centre = float(meta.to_device(t_mid) - t_mid) if cfg.search_centre == "metadata" else 0.0
     glob = correlate(ref_env, env, centre, search_s)
     if not np.isfinite(glob.lag_s):
-        est = StreamEstimate(
-            session.session_id, name, "estimate", meta.offset_s, meta.drift_ppm, 0.0
-        )
-        return _low_confidence(session, name, est, "no sync-cue transitions to correlate", cfg)
+        return _uncorrelated(session, name, "no sync-cue transitions to correlate", cfg)
     duration = ref_span[1] - ref_span[0]
     n_seg = int(min(cfg.drift_segments, max(duration // cfg.min_segment_s, 1)))
     segments = [(t_mid, glob.lag_s, glob.psr)]
@@ -361,10 +366,7 @@ def estimate_clocks(
             except CueError as exc:
                 ref_error = f"reference {ref} has no usable sync cue ({exc})"
         if ref_env is None:
-            est = StreamEstimate(sid, name, "estimate", *_meta_pair(session, name), confidence=0.0)
-            out[name] = _low_confidence(
-                session, name, est, ref_error or f"reference {ref} missing", cfg
-            )
+            out[name] = _uncorrelated(session, name, ref_error or f"reference {ref} missing", cfg)
             continue
         out[name] = _estimate_one(
             spec, session, name, ref_env, ref_span, cfg, read_bytes, bad_files
@@ -382,8 +384,3 @@ def estimate_clocks(
 def _problem_for(session: SessionStreams, name: str) -> str | None:
     """The read error that made a stream missing, if the layout reader recorded one."""
     return next((str(err) for stream, err in session.problems if stream == name), None)
-
-
-def _meta_pair(session: SessionStreams, name: str) -> tuple[float, float]:
-    clock = session.clocks.get(name, ClockModel())
-    return clock.offset_s, clock.drift_ppm

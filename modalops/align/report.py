@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from modalops.align.estimate import StreamEstimate
+from modalops.align.session import AlignedSession
 from modalops.config.align import AlignConfig
 from modalops.dataset.layout import TRUTH_DIR, ClockModel
 from modalops.store import ObjectStore, join_key
@@ -43,20 +44,23 @@ def read_truth(store: ObjectStore, session_id: str) -> dict[str, ClockModel] | N
 
 def build_report(
     session_id: str,
-    estimates: list[StreamEstimate],
-    stats: dict[str, dict[str, Any]],
-    truth: dict[str, ClockModel] | None,
-    status: str = "ok",
+    aligned: AlignedSession | None,
+    truth: dict[str, ClockModel] | None = None,
     reason: str | None = None,
-    aligned: Any = None,
 ) -> pd.DataFrame:
-    """Report rows for one session (one per stream; one placeholder row if nothing was estimated)."""
-    dropped = aligned.dropped["reason"].astype(str) if aligned is not None else pd.Series(dtype=str)
-    n_windows = aligned.n_windows if aligned is not None else 0
-    kept = len(aligned.samples) if aligned is not None else 0
-    ref_end = None
-    if aligned is not None and len(aligned.samples):
-        ref_end = float(aligned.samples["t_end"].max())
+    """Report rows for one session (one per stream; one placeholder row if nothing was estimated).
+
+    `aligned` None: the session was skipped before alignment, quarantined for `reason`.
+    """
+    if aligned is None:
+        estimates, stats, status = [], {}, "quarantined"
+        dropped, n_windows, kept, ref_end = pd.Series(dtype=str), 0, 0, None
+    else:
+        estimates, stats = aligned.estimates, aligned.stats
+        status, reason = aligned.status, aligned.reason
+        dropped = aligned.dropped["reason"].astype(str)
+        n_windows, kept = aligned.n_windows, len(aligned.samples)
+        ref_end = float(aligned.samples["t_end"].max()) if kept else None
     rows = []
     for est in estimates or [None]:
         st = stats.get(est.stream, {}) if est is not None else {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -236,6 +237,12 @@ def _folders(raw: ObjectStore, spec: DatasetSpec) -> tuple[list[str], str]:
     return raw.list(parent), parent
 
 
+def _under(keys: list[str], folder: str) -> list[str]:
+    """The keys of sorted `keys` inside `folder` (ending in '/'): a slice, not a scan of all keys."""
+    # Keys starting with "a/b/" sort from "a/b/" up to, not including, "a/b0" ('0' follows '/').
+    return keys[bisect_left(keys, folder) : bisect_left(keys, folder[:-1] + "0")]
+
+
 def ingest_recordings(raw: ObjectStore, spec: DatasetSpec, cfg: IngestConfig) -> IngestResult:
     """Scan every session of the sessions table (at most cfg.max_sessions) into a catalog.
 
@@ -258,8 +265,7 @@ def ingest_recordings(raw: ObjectStore, spec: DatasetSpec, cfg: IngestConfig) ->
         meta = {c: _text(rec.get(c)) for c in spec.metadata.columns}
         if spec.metadata.subject:
             meta["subject"] = pseudonymise(str(rec[spec.metadata.subject]), cfg.subject_salt)
-        folder = layout.session_folder(spec, sid) + "/"
-        listing = [k for k in keys if k.startswith(folder)]
+        listing = _under(keys, layout.session_folder(spec, sid) + "/")
         if not listing:
             session = _Session(raw, spec, sid, meta)
             uri = raw.uri(layout.session_folder(spec, sid))
@@ -279,7 +285,7 @@ def ingest_recordings(raw: ObjectStore, spec: DatasetSpec, cfg: IngestConfig) ->
             if k.startswith(parent + "/") and k.count("/") > parent.count("/") + 1
         }
         for sid in sorted(found - listed):
-            if not any(k.startswith(layout.session_folder(spec, sid) + "/") for k in keys):
+            if not _under(keys, layout.session_folder(spec, sid) + "/"):
                 continue
             uri = raw.uri(layout.session_folder(spec, sid))
             reason = f"{uri}: session folder not listed in {spec.sessions.table}"

@@ -1,4 +1,4 @@
-"""Timestamp arithmetic the kinds share: sample periods, nearest-item joins, slices, absence reasons.
+"""Timestamp arithmetic the kinds share: periods, spans, nearest-item joins, absence reasons.
 
 Every function works on whole arrays of window bounds (np.searchsorted), never on one
 timestamp at a time.
@@ -14,6 +14,11 @@ def stream_period(times: np.ndarray) -> float:
     if times.size < 2:
         return 0.0
     return float(np.median(np.diff(times)))
+
+
+def sampled_span(times: np.ndarray) -> tuple[float, float]:
+    """(first, end) of a sampled stream: the end includes the last sample's period."""
+    return float(times[0]), float(times[-1]) + stream_period(times)
 
 
 def median_rate(times: np.ndarray) -> float | None:

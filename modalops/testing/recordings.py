@@ -24,11 +24,13 @@ from PIL import Image
 from modalops.dataset import layout
 from modalops.dataset.layout import ClockModel, SessionStreams
 from modalops.dataset.spec import SPEC_FILE, DatasetSpec, parse_spec
+from modalops.ingest import session_items
 from modalops.kinds.audio.read import AudioStream
 from modalops.kinds.audio.wav import encode_wav
 from modalops.kinds.image.read import ImageStream
 from modalops.kinds.text.read import TextStream
 from modalops.kinds.timeseries.read import TimeseriesStream
+from modalops.kinds.timing import median_rate
 from modalops.kinds.video.read import VideoStream
 
 CLASSES = ("idle", "busy", "alarm", "service")
@@ -277,10 +279,8 @@ def encode_flac(samples: np.ndarray, rate: int, channels: int = 1) -> bytes:
             frame.rate = rate
             frame.pts = i
             frame.time_base = Fraction(1, rate)
-            for packet in st.encode(frame):
-                out.mux(packet)
-        for packet in st.encode(None):
-            out.mux(packet)
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))  # flush the encoder
     return buf.getvalue()
 
 
@@ -293,7 +293,7 @@ def encode_video(
     buf = io.BytesIO()
     h, w = frames.shape[1:3]
     with av.open(buf, mode="w", format=container) as out:
-        rate = max(int(round(1.0 / float(np.median(np.diff(times))))), 1) if times.size > 1 else 1
+        rate = max(int(round(median_rate(times) or 1.0)), 1)
         st = out.add_stream(codec, rate=rate)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p"
         st.codec_context.time_base = Fraction(1, 1000)
@@ -301,10 +301,8 @@ def encode_video(
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = int(round(t * 1000))
             frame.time_base = Fraction(1, 1000)
-            for packet in st.encode(frame):
-                out.mux(packet)
-        for packet in st.encode(None):
-            out.mux(packet)
+            out.mux(st.encode(frame))
+        out.mux(st.encode(None))  # flush the encoder
     return buf.getvalue()
 
 
@@ -413,7 +411,7 @@ def catalog_rows(
 ) -> pd.DataFrame:
     """Catalog rows as ingest writes them (one per session item), all ok unless overridden."""
     status = status or {}
-    items = [*spec.stream_names, "labels", *(["clock"] if spec.sessions.clock_file else [])]
     rows = [{"session_id": session.session_id, "stream": m, "key": "", "uri": "",
-             "status": status.get(m, "ok"), "reason": None, **session.meta} for m in items]  # fmt: skip
+             "status": status.get(m, "ok"), "reason": None, **session.meta}
+            for m in session_items(spec)]  # fmt: skip
     return pd.DataFrame(rows)

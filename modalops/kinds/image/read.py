@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from modalops.dataset.errors import RawDataError
 from modalops.dataset.layout import TIME_SCALE, check_times, read_table
 from modalops.kinds.base import IngestedStream, Stream, StreamSource
-from modalops.kinds.timing import median_rate, stream_period
+from modalops.kinds.timing import median_rate, sampled_span
 
 FETCH_THREADS = 8  # frame fetches are I/O-bound (S3 round trips), decoding is cheap
 
@@ -29,7 +29,7 @@ class ImageStream(Stream):
     kind: str = "image"
 
     def span(self) -> tuple[float, float] | None:
-        return float(self.times[0]), float(self.times[-1]) + stream_period(self.times)
+        return sampled_span(self.times)
 
 
 def _parse_index(data: bytes, src: StreamSource) -> ImageStream:

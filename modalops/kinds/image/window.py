@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -21,13 +22,10 @@ def window(stream, to_device: ToDevice, starts: np.ndarray, ends: np.ndarray, ce
     near = nearest_index(stream.times[good_idx], centre_dev, tol)
     present = near >= 0
     frame = np.where(present, good_idx[np.maximum(near, 0)] if good_idx.size else -1, -1)
-    cache: dict[int, bytes] = {}
 
-    def build(w: int) -> bytes:
-        i = int(frame[w])
-        if i not in cache:  # overlapping windows share frames
-            cache.clear()
-            cache[i] = read_bytes(stream.files[i])
-        return cache[i]
+    @lru_cache(maxsize=1)  # overlapping windows share frames
+    def frame_bytes(i: int) -> bytes:
+        return read_bytes(stream.files[i])
 
-    return present, absence_reason(centre_dev, first, end, present), build
+    why = absence_reason(centre_dev, first, end, present)
+    return present, why, lambda w: frame_bytes(int(frame[w]))

@@ -12,7 +12,7 @@ import pandas as pd
 from modalops.dataset.errors import RawDataError
 from modalops.dataset.layout import TIME_SCALE, check_times, read_table
 from modalops.kinds.base import IngestedStream, Stream, StreamSource
-from modalops.kinds.timing import median_rate, stream_period
+from modalops.kinds.timing import median_rate, sampled_span
 
 
 @dataclass
@@ -25,7 +25,7 @@ class TimeseriesStream(Stream):
     kind: str = "timeseries"
 
     def span(self) -> tuple[float, float] | None:
-        return float(self.times[0]), float(self.times[-1]) + stream_period(self.times)
+        return sampled_span(self.times)
 
 
 def _parse(data: bytes, src: StreamSource) -> TimeseriesStream:

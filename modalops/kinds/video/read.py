@@ -12,7 +12,7 @@ import numpy as np
 from modalops.dataset.errors import RawDataError
 from modalops.dataset.layout import check_times
 from modalops.kinds.base import IngestedStream, Stream, StreamSource
-from modalops.kinds.timing import median_rate, stream_period
+from modalops.kinds.timing import median_rate, sampled_span
 
 
 @dataclass
@@ -25,7 +25,7 @@ class VideoStream(Stream):
     kind: str = "video"
 
     def span(self) -> tuple[float, float] | None:
-        return float(self.times[0]), float(self.times[-1]) + stream_period(self.times)
+        return sampled_span(self.times)
 
 
 def decode_video(data: bytes, uri: str) -> tuple[np.ndarray, np.ndarray]:

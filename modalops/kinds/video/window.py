@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,14 +28,10 @@ def window(stream, to_device: ToDevice, starts: np.ndarray, ends: np.ndarray, ce
     tol = ctx.frame_tolerance_periods * stream_period(stream.times)
     near = nearest_index(stream.times, centre_dev, tol)
     present = near >= 0
-    quality = stream.params.jpeg_quality if stream.params is not None else 90
-    cache: dict[int, bytes] = {}
 
-    def build(w: int) -> bytes:
-        i = int(near[w])
-        if i not in cache:  # overlapping windows share frames
-            cache.clear()
-            cache[i] = encode_jpeg(stream.frames[i], quality)
-        return cache[i]
+    @lru_cache(maxsize=1)  # overlapping windows share frames
+    def frame_jpeg(i: int) -> bytes:
+        return encode_jpeg(stream.frames[i], stream.params.jpeg_quality)
 
-    return present, absence_reason(centre_dev, first, end, present), build
+    why = absence_reason(centre_dev, first, end, present)
+    return present, why, lambda w: frame_jpeg(int(near[w]))

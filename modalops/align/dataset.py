@@ -96,35 +96,26 @@ def align_dataset(
     for sid, rows in catalog.groupby("session_id", sort=True):
         sid = str(sid)
         status = dict(zip(rows["stream"].astype(str), rows["status"].astype(str), strict=False))
-        reasons = dict(zip(rows["stream"].astype(str), rows.get("reason", pd.Series([None] * len(rows))), strict=False))  # fmt: skip
         blocked = [m for m in needed if status.get(m) != "ok"]
         if blocked:
             why = f"{', '.join(blocked)} not usable at ingest"
             records.append(QuarantineRecord(STAGE, sid, None, None, f"session skipped: {why}"))
             report_rows.append(build_report(sid, None, reason=why))
             continue
+        # Quarantined at ingest: not read again; absent here, the ingest row carries the reason.
+        ingest_bad = frozenset(m for m in spec.stream_names if status.get(m) == "quarantined")
         try:
-            session = load_session(raw, spec, sid, _session_meta(spec, rows), session_rows.get(sid))
+            session = load_session(
+                raw, spec, sid, _session_meta(spec, rows), session_rows.get(sid), skip=ingest_bad
+            )
         except RawDataError as err:
             records.append(
                 QuarantineRecord(STAGE, sid, None, err.path, f"session unreadable: {err.problem}")
             )
             report_rows.append(build_report(sid, None, reason=str(err)))
             continue
-        ingest_bad = {m for m in spec.stream_names if status.get(m) == "quarantined"}
-        for m in ingest_bad:
-            if session.stream(m) is not None:
-                # Quarantined at ingest: absent here too; the ingest row already carries the reason.
-                session.streams[m] = None
-                session.problems.append(
-                    (m, RawDataError(m, f"quarantined at ingest: {reasons.get(m)}"))
-                )
         aligned = align_session(session, spec, cfg, raw.get_bytes, skip)
-        records.extend(
-            r
-            for r in aligned.quarantine
-            if not (r.stream in ingest_bad and r.reason.startswith("unreadable"))
-        )
+        records.extend(aligned.quarantine)
         report_rows.append(build_report(sid, aligned, read_truth(raw, sid)))
         if example_curve is None:
             example_curve = next(

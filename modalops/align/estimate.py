@@ -287,7 +287,8 @@ def _estimate_one(
         env = _envelope(spec, session, name, cfg, read_bytes, bad_files)
     except CueError as exc:
         return _uncorrelated(session, name, f"no usable sync cue ({exc})", cfg)
-    centre = float(meta.to_device(t_mid) - t_mid) if cfg.search_centre == "metadata" else 0.0
+    # the spec's clock.search_s is measured from the starting guess (clock.initial)
+    centre = float(meta.to_device(t_mid) - t_mid)
     glob = correlate(ref_env, env, centre, search_s)
     if not np.isfinite(glob.lag_s):
         return _uncorrelated(session, name, "no sync-cue transitions to correlate", cfg)

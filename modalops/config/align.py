@@ -25,12 +25,6 @@ class AlignConfig(Section):
     envelope_rate_hz: float = Field(
         default=50.0, gt=0, description="Common rate envelopes are resampled to before correlation."
     )
-    search_centre: Literal["zero", "metadata"] = Field(
-        default="metadata",
-        description="Centre of the offset search: 0 s, or the stream's starting-guess offset "
-        "(the spec's clock.initial), which lets devices whose clocks are far apart still be "
-        "searched narrowly; the range is the spec's clock.search_s.",
-    )
     drift_segments: int = Field(
         default=8,
         ge=1,

@@ -276,14 +276,19 @@ def load_session(
     session_id: str,
     meta: dict[str, Any],
     session_row: dict[str, Any] | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> SessionStreams:
     """Read one session. Clock file and labels are required (RawDataError); a bad stream becomes
-    None with its error in `problems`, so the caller decides whether the session is usable."""
+    None with its error in `problems`, so the caller decides whether the session is usable.
+    Streams in `skip` (quarantined at ingest, with their reason on record) are not read at all."""
     clocks, entries = read_clock_file(store, spec, session_id)
     labels = read_labels(store, spec, session_id, session_row)
     session = SessionStreams(session_id=session_id, meta=meta, clocks=clocks, labels=labels)
     listing = list_session(store, spec, session_id)
     for name, s in spec.streams.items():
+        if name in skip:
+            session.streams[name] = None
+            continue
         try:
             src = stream_source(store, spec, session_id, name, entries, listing)
             session.streams[name] = get_kind(s.kind).read.read(src)

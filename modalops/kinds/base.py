@@ -173,7 +173,6 @@ class WindowContext:
     window_s: float
     frame_tolerance_periods: float = 1.5  # image/video: nearest frame farther than this is absent
     min_slice_fraction: float = 0.5  # sampled kinds: fewer samples than this share is absent
-    text_tolerance_s: float = 5.0  # text: events within this many seconds are attached
 
 
 ReadBytes = Callable[[str], bytes]

@@ -48,23 +48,17 @@ def _spec(store):
 
 
 class _Session:
-    """One demo session's files, read directly (no stream-kind reader involved)."""
+    """One demo session as the shared readers see it (dataset.layout.load_session)."""
 
     def __init__(self, store, spec, sid):
-        self.key = lambda name: layout.session_key(spec, sid, name)
-        self.clocks, self.clock_entries = layout.read_clock_file(store, spec, sid)
-        frames = pd.read_csv(io.BytesIO(store.get_bytes(self.key(spec.streams["camera"].path))))
-        folder = spec.streams["camera"].path.rsplit("/", 1)[0]
-        self.frame_times = frames["t"].to_numpy(dtype=float)
-        self.frame_files = [self.key(f"{folder}/{f}") for f in frames["file"]]
-        audio_key = self.key(spec.streams["audio"].path)
-        self.audio, self.audio_rate = decode_wav(store.get_bytes(audio_key), store.uri(audio_key))
-        self.audio_start = float(self.clock_entries["audio"].get("start_s", 0.0))
-        vib = pq.read_table(io.BytesIO(store.get_bytes(self.key("vibration.parquet")))).to_pandas()
-        self.vib_times = vib["t"].to_numpy(dtype=float)
-        self.vib = vib[["ax", "ay", "az"]].to_numpy()
-        self.notes = [json.loads(x) for x in store.get_text(self.key("notes.jsonl")).splitlines()]
-        self.labels = layout.read_labels(store, spec, sid)
+        session = layout.load_session(store, spec, sid, {})
+        camera, audio, vib, notes = (session.stream(n) for n in schema.MODALITIES)
+        self.frame_times, self.frame_files = camera.times, camera.files
+        self.audio, self.audio_rate = audio.samples, audio.sample_rate
+        self.audio_start = audio.start_s
+        self.vib_times, self.vib = vib.times, vib.values
+        self.notes = notes.texts
+        self.labels = session.labels
 
 
 def test_same_config_gives_identical_bytes(tmp_path, tiny):

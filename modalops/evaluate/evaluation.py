@@ -388,15 +388,14 @@ def predict_outputs(
     val: Sequence[Mapping[str, Any]],
     test: Sequence[Mapping[str, Any]],
     cfg: EvaluateConfig,
-    predict_proba,
 ) -> ModelOutputs:
-    """Score one loaded model on val and test (and test with each stream removed if fused).
-
-    `predict_proba(model, raw_samples, batch_size) -> (N, C) probabilities`.
-    """
+    """Score one loaded model on val and test (and test with each stream removed if fused)."""
+    # Imported here: the model code pulls in torch, which this module's pure part does not need.
+    # The served pyfunc decodes and scores through the same function (train.models.predict_logits).
+    from modalops.train.models import predict_proba
 
     def predict(raws):
-        return np.asarray(predict_proba(model, raws, cfg.batch_size), dtype=np.float64)
+        return predict_proba(model, raws, cfg.batch_size)
 
     names = list(streams)
     out = ModelOutputs(
@@ -434,42 +433,22 @@ def write_report(store: ObjectStore, out_prefix: str, report: EvaluationReport) 
     return keys
 
 
-def manifest_spec(manifest: Any):
-    """The DatasetSpec a dataset version was built from (stored in its manifest)."""
-    from modalops.dataset.spec import DatasetSpec, parse_spec
-
-    spec = getattr(manifest, "spec", None)
-    if isinstance(spec, DatasetSpec):
-        return spec
-    if not spec:
-        raise ValueError(
-            f"dataset {getattr(manifest, 'version', '?')}: the manifest carries no dataset spec"
-        )
-    return parse_spec(spec, f"dataset {getattr(manifest, 'version', '?')} manifest (spec)")
-
-
 def evaluation_slices(spec: Any, cfg: EvaluateConfig) -> list[str]:
     """Slice columns: the config's override when given, else the spec's metadata.slices."""
     return list(cfg.slices) if cfg.slices is not None else list(spec.metadata.slices)
 
 
-def load_model(store: ObjectStore, key: str, model_id: str, workdir: str) -> Any:
+def load_model(store: ObjectStore, key: str, model_id: str) -> Any:
     """A trained classifier from its checkpoint in the store, in eval mode."""
-    from pathlib import Path
-
     from modalops.train.models import load_classifier
 
     try:
-        path = store.get_file(key, Path(workdir) / f"{model_id}.pt")
+        blob = store.get_bytes(key)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"model {model_id}: checkpoint {store.uri(key)} is missing"
         ) from None
-    loaded = load_classifier(str(path))
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
-    if hasattr(model, "eval"):
-        model.eval()
-    return model
+    return load_classifier(blob)[0]
 
 
 def evaluate_models(
@@ -484,31 +463,20 @@ def evaluate_models(
     `trained` holds train.TrainResult items (model_id, checkpoint_key); each model decodes with
     the spec it was trained on, which must be compatible with the dataset's.
     """
-    import tempfile
-
-    # Imported here: the model code pulls in torch, which this module's pure part does not need.
-    from modalops.serving.predict import predict_proba
     from modalops.shard import iter_raw_samples
 
-    version = getattr(manifest, "version", "?")
-    spec = manifest_spec(manifest)
+    spec = manifest.dataset_spec()
     val = list(iter_raw_samples(store, manifest, "val"))
     test = list(iter_raw_samples(store, manifest, "test"))
     if not test:
-        raise ValueError(f"dataset {version}: the test split is empty")
+        raise ValueError(f"dataset {manifest.version}: the test split is empty")
     if not val:
-        raise ValueError(f"dataset {version}: the validation split is empty")
+        raise ValueError(f"dataset {manifest.version}: the validation split is empty")
     outputs = []
-    with tempfile.TemporaryDirectory(prefix="modalops-evaluate-") as tmp:
-        for tr in trained:
-            model = load_model(store, tr.checkpoint_key, tr.model_id, tmp)
-            model_spec = getattr(model, "spec", None)
-            if model_spec is not None:
-                model_spec.check_compatible(spec, what=f"model {tr.model_id}")
-            streams = list(getattr(model, "streams", None) or _streams_of(tr))
-            outputs.append(
-                predict_outputs(tr.model_id, streams, model, val, test, cfg, predict_proba)
-            )
+    for tr in trained:
+        model = load_model(store, tr.checkpoint_key, tr.model_id)
+        model.spec.check_compatible(spec, what=f"model {tr.model_id}")
+        outputs.append(predict_outputs(tr.model_id, model.streams, model, val, test, cfg))
     report = build_report(
         outputs,
         truth_from_samples(val),
@@ -516,29 +484,7 @@ def evaluate_models(
         cfg,
         labels=spec.labels.classes,
         slices=evaluation_slices(spec, cfg),
-        extra_headline={"dataset_version": getattr(manifest, "version", None)},
+        extra_headline={"dataset_version": manifest.version},
     )
     write_report(store, out_prefix, report)
     return report
-
-
-def _streams_of(trained: Any) -> list[str]:
-    return list(getattr(trained, "streams", None) or getattr(trained, "modalities", None) or [])
-
-
-__all__ = [
-    "FUSED_ID",
-    "EvaluationReport",
-    "ModelOutputs",
-    "SplitTruth",
-    "build_report",
-    "drop_stream",
-    "evaluate_models",
-    "evaluation_slices",
-    "headline_metrics",
-    "manifest_spec",
-    "predict_outputs",
-    "slice_table",
-    "truth_from_samples",
-    "write_report",
-]

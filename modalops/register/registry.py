@@ -642,10 +642,9 @@ def log_and_register(
 
 def _load_for_registration(checkpoint_path: Path, loader_ref: str) -> Any:
     """The classifier in a checkpoint, for its spec, streams and window (what the pyfunc loads)."""
-    from modalops.serving.pyfunc import _load_callable
+    from modalops.serving.pyfunc import load_served_model
 
-    loaded = _load_callable(loader_ref)(str(checkpoint_path))
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    model = load_served_model(checkpoint_path, loader_ref)
     missing = [a for a in ("spec", "streams", "window_s") if getattr(model, a, None) is None]
     if missing:
         raise ValueError(
@@ -663,14 +662,9 @@ def dataset_input_of(manifest: Any, spec: Any) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    store_uri = str(getattr(manifest, "store_uri", "") or "")
-    prefix = str(getattr(manifest, "prefix", "") or "")
-    if not store_uri:
-        return None
-    uri = f"{store_uri.rstrip('/')}/{prefix}" if prefix else store_uri
+    uri = f"{manifest.store_uri.rstrip('/')}/{manifest.prefix}"
     if "://" not in uri:
         uri = Path(uri).resolve().as_uri()
-    digest = str(getattr(manifest, "spec_digest", "") or spec.digest())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": either is fine
@@ -678,7 +672,9 @@ def dataset_input_of(manifest: Any, spec: Any) -> Any:
     except Exception:  # MLflow raises its own types for unknown schemes
         return None
     # MLflow caps dataset digests at 36 characters
-    return MetaDataset(source=source, name=f"{spec.name}@{manifest.version}", digest=digest[:36])
+    return MetaDataset(
+        source=source, name=f"{spec.name}@{manifest.version}", digest=manifest.spec_digest[:36]
+    )
 
 
 def _registered(client, name: str) -> bool:
@@ -730,7 +726,6 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
     to the store afterwards so it carries the gate's decision.
     """
     from modalops.evaluate import FUSED_ID, evaluation_slices, write_report
-    from modalops.evaluate.evaluation import manifest_spec
     from modalops.shard import iter_raw_samples
 
     store = run.store()
@@ -740,7 +735,7 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
     if cfg.store.endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
         # MLflow's S3 artifact repository reads its endpoint from this variable only
         os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.store.endpoint_url
-    spec = manifest_spec(manifest)
+    spec = manifest.dataset_spec()
     test = list(iter_raw_samples(store, manifest, "test"))
     rescoring = RescoringSet.from_raw_samples(
         test, spec, evaluation_slices(spec, cfg.evaluate), cfg.evaluate.ece_bins

@@ -2,9 +2,10 @@
 
 The pyfunc ships with the `modalops` package as code (`code_paths`) and carries the dataset spec
 it was trained on (the `dataset_spec` artifact, and inside the checkpoint). Inputs are converted
-with each stream kind's `codec.to_payload` and decoded with `train.inputs.raw_to_tensors`, the
-function the DataModule uses, so there is no train/serve skew. At load time it imports only
-mlflow, torch, numpy, pandas, PIL, pydantic and yaml (mlflow brings the last two).
+with each stream kind's `codec.to_payload` and scored by `train.models.predict_logits` (the
+evaluation's decode path, through the DataModule's `train.inputs.raw_to_tensors`), so there is no
+train/serve skew. At load time it imports only mlflow, torch, numpy, pandas, PIL, pydantic and
+yaml (mlflow brings the last two).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def _load_callable(ref: str):
     if not module or not name:
         raise ValueError(f"serving config: loader {ref!r} must look like 'package.module:function'")
     return getattr(importlib.import_module(module), name)
+
+
+def load_served_model(checkpoint: str | Path, loader: str = DEFAULT_LOADER) -> Any:
+    """The classifier in a checkpoint, through the serving config's loader, in eval mode."""
+    loaded = _load_callable(loader)(str(checkpoint))
+    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    model.eval()
+    return model
 
 
 def rows_to_raw(model_input: pd.DataFrame | Mapping[str, Any], spec: Any) -> list[dict[str, Any]]:
@@ -151,10 +160,9 @@ class MultimodalPyfunc(mlflow.pyfunc.PythonModel):
             self.config = json.loads(cfg_path.read_text())
         except (OSError, ValueError) as exc:
             raise ValueError(f"{cfg_path}: unreadable serving config ({exc})") from None
-        loader = _load_callable(self.config.get("loader", DEFAULT_LOADER))
-        loaded = loader(context.artifacts[CHECKPOINT_ARTIFACT])
-        self.model = loaded[0] if isinstance(loaded, tuple) else loaded
-        self.model.eval()
+        self.model = load_served_model(
+            context.artifacts[CHECKPOINT_ARTIFACT], self.config.get("loader", DEFAULT_LOADER)
+        )
         self.spec = self._spec(context)
         self.labels = list(self.config["labels"])
         if self.labels != list(self.spec.labels.classes):
@@ -192,12 +200,14 @@ class MultimodalPyfunc(mlflow.pyfunc.PythonModel):
         caller_spec = (params or {}).get(SPEC_PARAM)
         if caller_spec:
             check_spec(self, caller_spec)
-        from modalops.serving.predict import predict_logits
+        from modalops.train.models import predict_logits
 
         raws = rows_to_raw(model_input, self.spec)
         if not raws:
             return outputs_frame(np.zeros((0, len(self.labels))), self.labels, 1.0, 0.0)
-        logits = predict_logits(self.model, raws, int(self.config.get("batch_size", 64)))
+        logits = predict_logits(
+            self.model, [{"streams": r} for r in raws], int(self.config.get("batch_size", 64))
+        )
         return outputs_frame(
             logits,
             self.labels,

@@ -1,12 +1,11 @@
 """Tiny classifiers and raw samples built from any dataset spec, for evaluation/serving/registry tests.
 
-Each kind gets a synthetic payload whose class shows in it (brightness, pitch, amplitude, words),
+Every stream's payload shows its sample's class (testing.shards.payload, one builder per kind),
 so a few optimiser steps on a width-4 model learn something real; no training run needed.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 
 from modalops.dataset.columns import payload_column, presence_column, sample_key
 from modalops.dataset.spec import DatasetSpec, spec_from_text
+from modalops.testing import shards
 
 # A dataset nothing like the demo: a wrist video and a 6-channel IMU, 3 classes, a `device` slice.
 OTHER_SPEC_YAML = """
@@ -46,45 +46,6 @@ def other_spec() -> DatasetSpec:
     return spec_from_text(OTHER_SPEC_YAML, "modalops/testing/models.py (OTHER_SPEC_YAML)")
 
 
-def _jpeg(level: float, width: int, height: int, channels: int) -> bytes:
-    from PIL import Image
-
-    arr = np.full((height, width, 3), int(level), np.uint8)
-    img = Image.fromarray(arr).convert("L" if channels == 1 else "RGB")
-    buf = io.BytesIO()
-    img.save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def _wav(freq: float, rate: int, n: int) -> bytes:
-    from modalops.kinds.audio.wav import encode_wav
-
-    x = (np.sin(np.arange(n) * freq / rate * 2 * np.pi) * 8000).astype("<i2")
-    return encode_wav(x, rate)
-
-
-def payload_for(spec: DatasetSpec, stream: str, y: int, rng: np.random.Generator, window_s: float):
-    """One window's payload of `stream` (as stored in shards) carrying class `y`."""
-    kind = spec.streams[stream].kind
-    p = spec.params(stream)
-    n_classes = len(spec.labels.classes)
-    frac = y / max(1, n_classes - 1)
-    if kind in ("image", "video"):
-        return _jpeg(30 + 180 * frac, p.width, p.height, p.channels)
-    if kind == "audio":
-        n = int(p.sample_rate * window_s)
-        return _wav(min(300 + 900 * y, 0.4 * p.sample_rate), int(p.sample_rate), n)
-    if kind == "timeseries":
-        rows = max(2, round(p.sample_rate * window_s))
-        arr = (rng.standard_normal(size=(rows, len(p.channels))) * (0.2 + y)).astype(np.float32)
-        buf = io.BytesIO()
-        np.save(buf, arr, allow_pickle=False)
-        return buf.getvalue()
-    if kind == "text":
-        return f"word{y} thing{y} shared"
-    raise ValueError(f"no synthetic payload for kind {kind!r} (stream {stream})")
-
-
 def meta_value(column: str, session: int) -> str:
     """Session metadata: every column's value is `_b` for every third session, else `_a`;
     the subject is one per session (so session splits can always be filled)."""
@@ -110,7 +71,7 @@ def make_samples(
                 "label": classes[y],
                 "label_index": y,
                 "meta": {**meta, "session_id": session, "window_index": i},
-                "streams": {s: payload_for(spec, s, y, rng, window_s) for s in spec.streams},
+                "streams": {s: shards.payload(spec, s, window_s, y, rng) for s in spec.streams},
             }
         )
     return out
@@ -207,7 +168,6 @@ __all__ = [
     "fit_tiny",
     "make_samples",
     "other_spec",
-    "payload_for",
     "samples_table",
     "save_tiny",
     "tiny_classifier",

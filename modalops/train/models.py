@@ -246,11 +246,11 @@ def load_classifier(
 
 
 @torch.no_grad()
-def predict_proba(
+def predict_logits(
     model: MultimodalClassifier, samples: Iterable[Mapping[str, Any]], batch_size: int = 64
 ) -> np.ndarray:
-    """Class probabilities [N, n_classes] for raw sample dicts (their `streams` payloads, decoded
-    with the model's own spec and window, as in training)."""
+    """Logits [N, n_classes] for raw sample dicts: their `streams` payloads decoded with the
+    model's own spec and window, as in training. The one decode path of evaluation and serving."""
     model.eval()
     out: list[np.ndarray] = []
     batch: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
@@ -258,7 +258,7 @@ def predict_proba(
     def flush():
         inputs = {s: torch.stack([b[0][s] for b in batch]) for s in model.streams}
         presence = torch.stack([b[1] for b in batch])
-        out.append(torch.softmax(model(inputs, presence), dim=1).numpy())
+        out.append(model(inputs, presence).numpy())
         batch.clear()
 
     for sample in samples:
@@ -268,3 +268,11 @@ def predict_proba(
     if batch:
         flush()
     return np.concatenate(out) if out else np.zeros((0, model.n_classes), dtype=np.float32)
+
+
+def predict_proba(
+    model: MultimodalClassifier, samples: Iterable[Mapping[str, Any]], batch_size: int = 64
+) -> np.ndarray:
+    """Class probabilities [N, n_classes] (float64, uncalibrated softmax of `predict_logits`)."""
+    logits = torch.from_numpy(predict_logits(model, samples, batch_size)).double()
+    return torch.softmax(logits, dim=1).numpy()

@@ -7,6 +7,7 @@ from typing import Any
 from modalops.config.loading import ConfigError
 from modalops.config.pipeline import PipelineConfig
 from modalops.dataset.spec import DatasetSpec
+from modalops.train import FUSED_ID
 from modalops.train.training import model_plan
 
 __all__ = ["check_config_against_spec", "lineage", "model_plan", "pipeline_summary"]
@@ -66,7 +67,7 @@ def pipeline_summary(run, manifest, verdict, report, registered) -> dict[str, An
     """The flow's return value: what `modalops demo` prints and benchmarks read."""
     headline = report.headline
     models = report.models.set_index("model_id")
-    unimodal = {m: float(models.loc[m, "macro_f1"]) for m in models.index if m != "fused"}
+    unimodal = {m: float(models.loc[m, "macro_f1"]) for m in models.index if m != FUSED_ID}
     return {
         "run_key": run.run_key,
         "flow_run_id": None if run.flow_run_id is None else str(run.flow_run_id),

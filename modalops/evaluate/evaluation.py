@@ -20,8 +20,7 @@ from modalops.config.evaluate import EvaluateConfig
 from modalops.evaluate import metrics
 from modalops.evaluate.result import EvaluationReport
 from modalops.store import ObjectStore, join_key
-
-FUSED_ID = "fused"
+from modalops.train import FUSED_ID
 
 
 @dataclass

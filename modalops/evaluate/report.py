@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from modalops.train import FUSED_ID
+
 if TYPE_CHECKING:
     from modalops.evaluate.result import EvaluationReport
 
@@ -107,7 +109,7 @@ def plot_models(models: pd.DataFrame, robustness: pd.DataFrame) -> bytes:
     vals = list(models["macro_f1"]) + list(robustness.get("macro_f1", []))
     lo = list(models["macro_f1"] - models["macro_f1_lo"]) + [0.0] * len(robustness)
     hi = list(models["macro_f1_hi"] - models["macro_f1"]) + [0.0] * len(robustness)
-    colors = ["tab:green" if n == "fused" else "tab:gray" for n in models["model_id"]]
+    colors = ["tab:green" if n == FUSED_ID else "tab:gray" for n in models["model_id"]]
     colors += ["tab:olive"] * len(robustness)
     err = np.nan_to_num(np.array([lo, hi], dtype=float), nan=0.0).clip(min=0)
     axes.bar(range(len(names)), vals, yerr=err, color=colors)

@@ -3,3 +3,5 @@
 Nothing heavy is imported here: `modalops.train.inputs` and `modalops.train.models` are what the
 served model needs, and Lightning is imported only by the modules that train.
 """
+
+FUSED_ID = "fused"  # model id of the fused model; baselines are named after their stream

@@ -29,11 +29,11 @@ from modalops.config.train import TrainConfig
 from modalops.dataset.spec import DatasetSpec
 from modalops.shard import DatasetManifest
 from modalops.store import ObjectStore, join_key
+from modalops.train import FUSED_ID
 from modalops.train.balancing import shares_before_after, weights_from_counts
 from modalops.train.datamodule import SampleWeights, ShardDataModule
 from modalops.train.models import ClassifierModule, save_checkpoint
 
-FUSED_ID = "fused"
 JOB_NAME = "job.json"
 RESULT_NAME = "result.json"
 MODEL_NAME = "model.pt"

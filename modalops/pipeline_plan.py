@@ -35,6 +35,12 @@ def check_config_against_spec(cfg: PipelineConfig, spec: DatasetSpec) -> None:
             problems.append(
                 f"{key}: {unknown} are not {what} of dataset {spec.name!r} ({sorted(known)})"
             )
+    from modalops.infer.verify import check_rules
+
+    try:
+        check_rules(cfg.inference.verification, spec)
+    except ValueError as exc:
+        problems.append(f"inference.{exc}")
     if problems:
         raise ConfigError(
             "configuration does not fit the dataset spec:\n  - " + "\n  - ".join(problems)
@@ -63,8 +69,11 @@ def champion_dataset_version(tracking_uri: str, model_name: str) -> str | None:
     return (version.tags or {}).get("dataset_version")
 
 
-def pipeline_summary(run, manifest, verdict, report, registered) -> dict[str, Any]:
-    """The flow's return value: what `modalops demo` prints and benchmarks read."""
+def pipeline_summary(run, manifest, verdict, report, registered, tracking=None) -> dict[str, Any]:
+    """The flow's return value: what `modalops demo` prints and benchmarks read.
+
+    `mlflow_run_id` is the run holding the registered model (the fused model's run),
+    `mlflow_parent_run_id` the pipeline's parent run (a register.tracking.TrackingContext)."""
     headline = report.headline
     models = report.models.set_index("model_id")
     unimodal = {m: float(models.loc[m, "macro_f1"]) for m in models.index if m != FUSED_ID}
@@ -85,5 +94,6 @@ def pipeline_summary(run, manifest, verdict, report, registered) -> dict[str, An
         "promoted": bool(registered.promoted),
         "promotion_reasons": list(registered.reasons),
         "mlflow_run_id": registered.run_id,
+        "mlflow_parent_run_id": tracking.parent_run_id if tracking is not None else None,
         "splits": {k: v.n_samples for k, v in manifest.splits.items()},
     }

@@ -790,3 +790,35 @@ def generate_demo_data(store: ObjectStore, cfg: DemoDataConfig) -> GenerationSum
         label_seconds={k: round(v, 2) for k, v in seconds.items()},
         corrupted=records,
     )
+
+
+INCOMING_TRUTH = "incoming_labels"  # under truth/: what a careful reviewer would answer
+
+
+def add_incoming_sessions(store: ObjectStore, cfg: DemoDataConfig, n: int) -> list[str]:
+    """`n` new sessions arrive after training: recorded like the others and listed in the
+    sessions table, but not labelled yet. Their true labels go under truth/, where only the
+    demo's scripted reviewer looks. Returns their ids."""
+    table = pd.read_csv(io.BytesIO(store.get_bytes(schema.SESSIONS_MANIFEST)), dtype=str)
+    known = [int(s.rsplit("-", 1)[-1]) for s in table["session_id"]]
+    first = max(known, default=-1) + 1
+    plans = [plan_session(cfg, i) for i in range(first, first + n)]
+    clean = cfg.model_copy(update={"corrupt": {}})
+    for plan, dmg in zip(plans, _plan_damage(clean, plans), strict=True):
+        _write_session(store, clean, plan, dmg)
+        key = session_key(plan.session_id, schema.LABELS_FILE)
+        store.put_bytes(
+            join_key(schema.TRUTH_DIR, INCOMING_TRUTH, f"{plan.session_id}.csv"),
+            store.get_bytes(key),
+        )
+        store.delete(key)
+    new = pd.DataFrame([p.meta for p in plans], columns=list(schema.MANIFEST_COLUMNS)).astype(str)
+    both = pd.concat([table, new], ignore_index=True)
+    store.put_bytes(schema.SESSIONS_MANIFEST, both.to_csv(index=False).encode("utf-8"))
+    return [p.session_id for p in plans]
+
+
+def incoming_truth(store: ObjectStore, session_id: str) -> pd.DataFrame:
+    """The true label intervals of an incoming session (for the scripted reviewer)."""
+    key = join_key(schema.TRUTH_DIR, INCOMING_TRUTH, f"{session_id}.csv")
+    return pd.read_csv(io.BytesIO(store.get_bytes(key)))

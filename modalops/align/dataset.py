@@ -7,12 +7,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from modalops import quarantine as qmod
 from modalops.align.report import build_report, read_truth, summarise, write_plots
 from modalops.align.session import STAGE, align_session
 from modalops.config.align import AlignConfig
+from modalops.dataset.corrections import read_corrections, session_corrections
 from modalops.dataset.errors import RawDataError
 from modalops.dataset.layout import load_session, read_sessions
 from modalops.dataset.spec import DatasetSpec
@@ -55,6 +57,19 @@ def _session_meta(spec: DatasetSpec, rows: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def reviewed_windows(samples: pd.DataFrame, corrections: pd.DataFrame, min_overlap: float) -> int:
+    """How many of a session's kept windows a reviewed correction labelled."""
+    if corrections.empty or samples.empty:
+        return 0
+    s0 = samples["t_start"].to_numpy(float)[:, None]
+    s1 = samples["t_end"].to_numpy(float)[:, None]
+    c0 = corrections["t_start"].to_numpy(float)[None, :]
+    c1 = corrections["t_end"].to_numpy(float)[None, :]
+    cover = np.clip(np.minimum(s1, c1) - np.maximum(s0, c0), 0.0, None).sum(axis=1)
+    labelled = samples["label"].notna().to_numpy()
+    return int(((cover / (s1[:, 0] - s0[:, 0]) >= min_overlap - 1e-9) & labelled).sum())
+
+
 def align_dataset(
     raw: ObjectStore,
     spec: DatasetSpec,
@@ -64,9 +79,16 @@ def align_dataset(
     prefix: str,
     quarantine: pd.DataFrame | None = None,
     batch_sessions: int = 8,
+    labelled: bool = True,
 ) -> AlignResult:
-    """Align every usable session of the catalog, a bounded batch at a time, and write the parts."""
+    """Align every usable session of the catalog, a bounded batch at a time, and write the parts.
+
+    Reviewed label corrections (dataset.corrections) are applied over each session's labels;
+    `summary["reviewed_labels"]` counts the kept windows a review labelled. With
+    `labelled=False` (batch inference) sessions need no labels and unlabelled windows are kept.
+    """
     skip = bad_files(raw, quarantine)
+    corrections = read_corrections(raw, spec)
     # Session-level labels live in the sessions table; read it once for every session.
     session_rows: dict[str, dict[str, Any]] = {}
     if spec.labels.source == "session":
@@ -92,10 +114,18 @@ def align_dataset(
         n_samples += len(frame)
         batch.clear()
 
-    needed = ["labels", *(["clock"] if spec.sessions.clock_file else [])]
+    needed = [*(["labels"] if labelled else []), *(["clock"] if spec.sessions.clock_file else [])]
+    reviewed = unlabelled_sessions = 0
     for sid, rows in catalog.groupby("session_id", sort=True):
         sid = str(sid)
         status = dict(zip(rows["stream"].astype(str), rows["status"].astype(str), strict=False))
+        if labelled and status.get("labels") == "absent":
+            # listed but not labelled (or reviewed) yet: skipped, and reported as such
+            report_rows.append(
+                build_report(sid, None, reason="not labelled yet", skipped_as="not_labelled")
+            )
+            unlabelled_sessions += 1
+            continue
         blocked = [m for m in needed if status.get(m) != "ok"]
         if blocked:
             why = f"{', '.join(blocked)} not usable at ingest"
@@ -105,16 +135,19 @@ def align_dataset(
         # Quarantined at ingest: not read again; absent here, the ingest row carries the reason.
         ingest_bad = frozenset(m for m in spec.stream_names if status.get(m) == "quarantined")
         try:
+            mine = session_corrections(corrections, sid)
             session = load_session(
-                raw, spec, sid, _session_meta(spec, rows), session_rows.get(sid), skip=ingest_bad
-            )
+                raw, spec, sid, _session_meta(spec, rows), session_rows.get(sid), skip=ingest_bad,
+                corrections=mine, labels_required=labelled,
+            )  # fmt: skip
         except RawDataError as err:
             records.append(
                 QuarantineRecord(STAGE, sid, None, err.path, f"session unreadable: {err.problem}")
             )
             report_rows.append(build_report(sid, None, reason=str(err)))
             continue
-        aligned = align_session(session, spec, cfg, raw.get_bytes, skip)
+        aligned = align_session(session, spec, cfg, raw.get_bytes, skip, keep_all=not labelled)
+        reviewed += reviewed_windows(aligned.samples, mine, cfg.min_label_overlap)
         records.extend(aligned.quarantine)
         report_rows.append(build_report(sid, aligned, read_truth(raw, sid)))
         if example_curve is None:
@@ -139,4 +172,7 @@ def align_dataset(
     plot_keys = write_plots(out, join_key(prefix, "align_plots"), report, example_curve)
     qframe = qmod.to_frame(records)
     summary = summarise(report, n_samples, len(qframe), cfg)
+    summary["reviewed_labels"] = int(reviewed)
+    summary["sessions_not_labelled"] = int(unlabelled_sessions)
+    summary["corrections_on_record"] = int(len(corrections))
     return AlignResult(part_keys, report, qframe, n_samples, summary, report_key, plot_keys)

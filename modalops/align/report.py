@@ -47,13 +47,15 @@ def build_report(
     aligned: AlignedSession | None,
     truth: dict[str, ClockModel] | None = None,
     reason: str | None = None,
+    skipped_as: str = "quarantined",
 ) -> pd.DataFrame:
     """Report rows for one session (one per stream; one placeholder row if nothing was estimated).
 
-    `aligned` None: the session was skipped before alignment, quarantined for `reason`.
+    `aligned` None: the session was skipped before alignment, with status `skipped_as`
+    (quarantined, or not_labelled) for `reason`.
     """
     if aligned is None:
-        estimates, stats, status = [], {}, "quarantined"
+        estimates, stats, status = [], {}, skipped_as
         dropped, n_windows, kept, ref_end = pd.Series(dtype=str), 0, 0, None
     else:
         estimates, stats = aligned.estimates, aligned.stats
@@ -133,7 +135,7 @@ def summarise(
     out: dict[str, Any] = {
         "mode": cfg.mode,
         "sessions": int(len(sessions)),
-        "sessions_quarantined": int((sessions["session_status"] != "ok").sum()),
+        "sessions_quarantined": int((sessions["session_status"] == "quarantined").sum()),
         "samples": int(n_samples),
         "quarantine_rows": int(n_quarantined),
         "streams_estimated": int(len(est)),

@@ -85,8 +85,13 @@ def align_session(
     cfg: AlignConfig,
     read_bytes: Callable[[str], bytes],
     bad_files: frozenset[str] = frozenset(),
+    keep_all: bool = False,
 ) -> AlignedSession:
-    """Estimate clocks, cut windows on the reference clock, attach every stream's slice."""
+    """Estimate clocks, cut windows on the reference clock, attach every stream's slice.
+
+    `keep_all` (batch inference) drops no window: unlabelled and boundary windows are kept with
+    label None, and windows missing a required stream are kept too (verification routes them).
+    """
     sid, ref = session.session_id, spec.reference
     records: list[QuarantineRecord] = []
     for stream_name, problem in session.problems:
@@ -155,10 +160,11 @@ def align_session(
 
     # Drop reasons, first that applies: unlabelled, boundary (policy drop), missing (policy drop).
     reason = np.full(n, "", dtype=object)
-    reason[unlabelled] = "unlabelled"
-    if cfg.boundary_policy == "drop":
+    if not keep_all:
+        reason[unlabelled] = "unlabelled"
+    if cfg.boundary_policy == "drop" and not keep_all:
         reason[(reason == "") & boundary] = "boundary"
-    if cfg.presence_policy == "drop":
+    if cfg.presence_policy == "drop" and not keep_all:
         for m in spec.required_streams:
             reason[(reason == "") & ~presence[m]] = f"missing_{m}"
     keep = reason == ""

@@ -8,6 +8,8 @@ from modalops.config.align import AlignConfig
 from modalops.config.base import Section
 from modalops.config.data import IngestConfig, StoreConfig
 from modalops.config.evaluate import EvaluateConfig, RegistryConfig
+from modalops.config.infer import InferenceConfig
+from modalops.config.review import ReviewConfig
 from modalops.config.train import TrainConfig
 from modalops.config.validate import ValidateConfig
 
@@ -45,7 +47,8 @@ class ShardConfig(Section):
 
 
 class PipelineConfig(Section):
-    """Configuration of the training pipeline flow (ingest → ... → register)."""
+    """Configuration of the training pipeline (ingest → ... → register) and of the production
+    loop's flows (batch inference, feedback), which read the same file."""
 
     name: str = Field(default="modalops-demo", description="Pipeline name, used in run names.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Artifact store.")
@@ -58,3 +61,9 @@ class PipelineConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="Evaluation.")
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Registration.")
+    inference: InferenceConfig = Field(
+        default_factory=InferenceConfig, description="Batch inference with the registered model."
+    )
+    review: ReviewConfig = Field(
+        default_factory=ReviewConfig, description="Human review in Label Studio."
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+MISSING_FILE = "file is missing"
+
 
 class RawDataError(ValueError):
     """A raw file is missing or unreadable; `path` names it, `problem` says what is wrong."""
@@ -17,4 +19,4 @@ def fetch_bytes(store, key: str) -> bytes:
     try:
         return store.get_bytes(key)
     except FileNotFoundError:
-        raise RawDataError(store.uri(key), "file is missing") from None
+        raise RawDataError(store.uri(key), MISSING_FILE) from None

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modalops.dataset.errors import RawDataError, fetch_bytes
+from modalops.dataset.corrections import apply_corrections, session_corrections
+from modalops.dataset.errors import MISSING_FILE, RawDataError, fetch_bytes
 from modalops.dataset.spec import DatasetSpec
 from modalops.kinds import get_kind
 from modalops.kinds.base import Stream, StreamSource
 
 TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+NO_LABEL = "no label"
 TRUTH_DIR = "truth"  # generators may keep true clocks here; no stage reads it but the align report
 
 
@@ -192,7 +194,7 @@ def read_labels(
         value = None if session_row is None else session_row.get(ls.column)
         where = f"{store.uri(spec.sessions.table)} (session {session_id}, column {ls.column})"
         if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
-            raise RawDataError(where, "no label")
+            raise RawDataError(where, NO_LABEL)
         if str(value) not in classes:
             raise RawDataError(where, f"unknown label {str(value)!r}; expected one of {ls.classes}")
         return pd.DataFrame({"start_s": [-np.inf], "end_s": [np.inf], "label": [str(value)]})
@@ -227,6 +229,30 @@ def read_labels(
             uri, f"unknown labels {unknown} (first at line {line}); expected one of {ls.classes}"
         )
     return out.sort_values("start_s", kind="stable").reset_index(drop=True)
+
+
+def session_labels(
+    store: Any,
+    spec: DatasetSpec,
+    session_id: str,
+    session_row: dict[str, Any] | None = None,
+    corrections: pd.DataFrame | None = None,
+    required: bool = True,
+) -> pd.DataFrame:
+    """The session's labels with its reviewed corrections laid over them (dataset.corrections).
+
+    A session without a label table (or sessions-table label) is labelled where it was reviewed.
+    With `required=False` (batch inference: new recordings need no labels) a session with neither
+    gets an empty table, and an unreadable label table is ignored rather than raised.
+    """
+    mine = session_corrections(corrections, session_id)
+    try:
+        base = read_labels(store, spec, session_id, session_row)
+    except RawDataError as err:
+        if required and (mine.empty or err.problem not in (MISSING_FILE, NO_LABEL)):
+            raise
+        base = None
+    return apply_corrections(base, mine)
 
 
 def read_sync(store: Any, spec: DatasetSpec, session_id: str) -> dict[str, np.ndarray] | None:
@@ -277,12 +303,15 @@ def load_session(
     meta: dict[str, Any],
     session_row: dict[str, Any] | None = None,
     skip: frozenset[str] = frozenset(),
+    corrections: pd.DataFrame | None = None,
+    labels_required: bool = True,
 ) -> SessionStreams:
-    """Read one session. Clock file and labels are required (RawDataError); a bad stream becomes
-    None with its error in `problems`, so the caller decides whether the session is usable.
-    Streams in `skip` (quarantined at ingest, with their reason on record) are not read at all."""
+    """Read one session. Clock file and labels are required (RawDataError) unless
+    `labels_required` is False; reviewed `corrections` are applied over the labels. A bad stream
+    becomes None with its error in `problems`, so the caller decides whether the session is
+    usable. Streams in `skip` (quarantined at ingest, with their reason on record) are not read."""
     clocks, entries = read_clock_file(store, spec, session_id)
-    labels = read_labels(store, spec, session_id, session_row)
+    labels = session_labels(store, spec, session_id, session_row, corrections, labels_required)
     session = SessionStreams(session_id=session_id, meta=meta, clocks=clocks, labels=labels)
     listing = list_session(store, spec, session_id)
     for name, s in spec.streams.items():

@@ -192,6 +192,13 @@ class LabelSpec(_Model):
     column: str | None = Field(
         default=None, description="session: the sessions-table column holding the class."
     )
+    corrections: str = Field(
+        default="corrections",
+        description="Folder at the raw root with reviewed label corrections (written by the "
+        "feedback flow, one versioned file per pull). They are applied over the label source: a "
+        "reviewed window takes the reviewer's class; a session with no label table is labelled "
+        "where it was reviewed.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LabelSpec:
@@ -337,8 +344,13 @@ class DatasetSpec(_Model):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON form: equal specs have equal digests."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON form: equal specs have equal digests.
+
+        Fields left at their defaults are not part of it, so a field added to the spec format
+        later (with a default) does not change the digest of specs written before it.
+        """
+        form = self.model_dump(mode="json", exclude_defaults=True)
+        text = json.dumps(form, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def check_compatible(self, other: DatasetSpec, what: str = "model") -> None:

@@ -135,4 +135,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["EvaluationReport"]
+jsonable = _jsonable  # for other reports written as strict JSON
+
+__all__ = ["EvaluationReport", "jsonable"]

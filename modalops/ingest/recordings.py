@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -22,12 +22,15 @@ import pandas as pd
 from modalops import quarantine
 from modalops.config.data import IngestConfig
 from modalops.dataset import layout
-from modalops.dataset.errors import RawDataError
+from modalops.dataset.corrections import corrections_digest, read_corrections, session_corrections
+from modalops.dataset.errors import MISSING_FILE, RawDataError
 from modalops.dataset.spec import DatasetSpec
 from modalops.quarantine import QuarantineRecord
 from modalops.store import ObjectStore
 
 STAGE = "ingest"
+ABSENT = "absent"  # catalog status of a labels row of a session nobody labelled yet
+NOT_LABELLED = "not labelled yet"
 # Catalog columns before the spec's metadata columns (all strings).
 BASE_CATALOG_COLUMNS: dict[str, str] = {
     "session_id": "string",
@@ -177,7 +180,7 @@ def _uri_reason(raw: ObjectStore, err: RawDataError) -> str:
 
 def _ingest_session(
     raw: ObjectStore, spec: DatasetSpec, sid: str, meta: dict[str, Any], row: dict[str, Any],
-    listing: list[str],
+    listing: list[str], corrections: pd.DataFrame, labels_required: bool = True,
 ) -> _Session:  # fmt: skip
     out = _Session(raw, spec, sid, meta)
     cached = _ReadOnce(raw)
@@ -193,16 +196,30 @@ def _ingest_session(
             out.reject("clock", _uri_reason(raw, err))
 
     try:
-        labels = layout.read_labels(cached, spec, sid, row)
+        mine = session_corrections(corrections, sid)
+        labels = layout.session_labels(cached, spec, sid, row, mine, labels_required)
         values: dict[str, Any] = {"n_items": len(labels)}
-        if spec.labels.source == "intervals":
-            data = cached.cache[out.key_of("labels")]
-            values.update(content_hash=_sha256(data), n_bytes=len(data))
-        t0, t1 = float(labels["start_s"].min()), float(labels["end_s"].max())
-        values.update(t_first=_finite(t0), t_last=_finite(t1), duration_s=_finite(t1 - t0))
-        out.row("labels", **values)
+        # the label table's bytes and the reviews applied over it: a new review changes the hash
+        data = (
+            cached.cache.get(out.key_of("labels"), b"")
+            if spec.labels.source == "intervals"
+            else b""
+        )
+        if data or not mine.empty:
+            digest = hashlib.sha256(data + corrections_digest(mine).encode()).hexdigest()
+            values.update(content_hash=digest, n_bytes=len(data))
+        if len(labels) or labels_required:
+            t0, t1 = float(labels["start_s"].min()), float(labels["end_s"].max())
+            values.update(t_first=_finite(t0), t_last=_finite(t1), duration_s=_finite(t1 - t0))
+            out.row("labels", **values)
+        else:
+            out.row("labels", status=ABSENT, reason=NOT_LABELLED)
     except RawDataError as err:
-        out.reject("labels", _uri_reason(raw, err))
+        if err.problem in (MISSING_FILE, layout.NO_LABEL):
+            # a recording nobody labelled (or reviewed) yet: not bad data, just not usable yet
+            out.row("labels", status=ABSENT, reason=f"{_uri_reason(raw, err)} ({NOT_LABELLED})")
+        else:
+            out.reject("labels", _uri_reason(raw, err))
     cached.forget()
 
     for name in spec.stream_names:
@@ -243,21 +260,42 @@ def _under(keys: list[str], folder: str) -> list[str]:
     return keys[bisect_left(keys, folder) : bisect_left(keys, folder[:-1] + "0")]
 
 
-def ingest_recordings(raw: ObjectStore, spec: DatasetSpec, cfg: IngestConfig) -> IngestResult:
+def ingest_recordings(
+    raw: ObjectStore,
+    spec: DatasetSpec,
+    cfg: IngestConfig,
+    sessions: Sequence[str] | None = None,
+    labels_required: bool = True,
+) -> IngestResult:
     """Scan every session of the sessions table (at most cfg.max_sessions) into a catalog.
+
+    `sessions` restricts the scan to those ids (batch inference); an id the table does not list
+    is a quarantine row. With `labels_required=False` a session without labels is catalogued
+    with its labels row `absent` instead of quarantined. Reviewed label corrections
+    (dataset.corrections) are applied and hashed with the labels.
 
     Raises RawDataError only when the sessions table itself is unreadable: without it there is
     no list of sessions to scan.
     """
     table = layout.read_sessions(raw, spec)
+    id_col = spec.sessions.id_column
+    records: list[QuarantineRecord] = []
+    if sessions is not None:
+        wanted = [str(s) for s in sessions]
+        ids = table[id_col].astype(str)
+        for sid in sorted(set(wanted) - set(ids)):
+            where = raw.uri(spec.sessions.table)
+            records.append(
+                QuarantineRecord(STAGE, sid, None, where, f"{where}: session {sid!r} not listed")
+            )
+        table = table[ids.isin(wanted)]
     if cfg.max_sessions is not None:
         table = table.head(cfg.max_sessions)
-    id_col = spec.sessions.id_column
+    corrections = read_corrections(raw, spec)
     # One listing tells which session folders exist (a HEAD per session is slow on S3) and
     # serves the glob patterns of stream paths.
     keys, parent = _folders(raw, spec)
     rows: list[dict[str, Any]] = []
-    records: list[QuarantineRecord] = []
     listed: set[str] = set()
     for rec in table.to_dict("records"):
         sid = str(rec[id_col])
@@ -274,10 +312,12 @@ def ingest_recordings(raw: ObjectStore, spec: DatasetSpec, cfg: IngestConfig) ->
                 session.row(item, status="quarantined", reason=reason)
             session.records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
         else:
-            session = _ingest_session(raw, spec, sid, meta, rec, listing)
+            session = _ingest_session(
+                raw, spec, sid, meta, rec, listing, corrections, labels_required
+            )
         rows += session.rows
         records += session.records
-    if cfg.max_sessions is None and parent:
+    if cfg.max_sessions is None and sessions is None and parent:
         # A folder under the sessions' parent that the table does not list is reported, not read.
         found = {
             k[len(parent) + 1 :].split("/", 1)[0]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean install
+.PHONY: demo test lint fmt bench clean install browser review-venv
 
 install: $(STAMP)
 
@@ -16,10 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# Label Studio in its own venv (.modalops/labelstudio/venv; its pins clash with ours).
+review-venv: $(STAMP)
+	$(BIN)/modalops review install
+
 demo: $(STAMP)
 	$(BIN)/modalops-demo run
 
-test: $(STAMP)
+# Debian's chromium for tests/test_ui.py (Playwright drives it; no browser download).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -37,7 +37,7 @@ class VerificationConfig(Section):
     requires_streams: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per predicted class, streams that must be present for it to be accepted, "
-        "e.g. a class only a camera can confirm.",
+        "e.g. a class only one sensor can confirm.",
     )
 
     @field_validator("min_probability")

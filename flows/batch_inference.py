@@ -1,0 +1,38 @@
+"""Batch inference: new recordings → ingest → align → windows → the registered model →
+predictions (Parquet) → verification → human review (Label Studio, or its import JSON).
+
+Run it with `modalops infer --config configs/demo.yaml [--set inference.sessions=all]`, or from
+the Prefect UI (deployment `batch-inference`). It reads the same config file as training.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from modalops.config import PipelineConfig
+from modalops.infer import batch_config
+from modalops.runs import new_run
+from tasks.dataset import read_dataset_spec
+from tasks.infer import predict_batch, report_batch
+from tasks.review import send_to_review
+
+
+@flow(name="batch_inference", log_prints=True, validate_parameters=True)
+def batch_inference(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: B008
+    """Predict every window of the selected sessions; route the unsure ones to review."""
+    cfg = batch_config(cfg)
+    run = new_run(cfg.store, flow_run_id=flow_run.id)
+    spec = read_dataset_spec(run, cfg)
+    result = predict_batch(run, spec, cfg)
+    review = send_to_review(run, spec, cfg, result)
+    mlflow_run_id = report_batch(run, cfg, result)
+    return {
+        "run_key": run.run_key,
+        "flow_run_id": None if run.flow_run_id is None else str(run.flow_run_id),
+        "model": result.model.label,
+        "predictions_key": result.keys["predictions"],
+        "summary": result.summary,
+        "review": review,
+        "mlflow_run_id": mlflow_run_id,
+    }

@@ -1,0 +1,1 @@
+"""Human review in Label Studio of the windows batch inference routed to review."""

@@ -1,0 +1,167 @@
+"""Review against a real Label Studio 1.23.2: project, idempotent import, a scripted reviewer, results.
+
+The Label Studio venv is installed once per machine (first time ~1-4 min) at
+$MODALOPS_LABEL_STUDIO_VENV, else .modalops/labelstudio/venv in the repo; each session starts
+its own server on a free port with a temporary home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from modalops.config.review import ReviewConfig
+from modalops.dataset.columns import sample_key
+from modalops.dataset.spec import DatasetSpec, load_spec_file
+from modalops.review.client import REVIEW_COLUMNS, ReviewClient, ReviewError, resolve_review_target
+from modalops.review.labeling import CHOICES_NAME, HEADER_NAME
+from modalops.review.service import (
+    VENV_ENV,
+    credentials,
+    find_label_studio,
+    start_label_studio,
+    stop_label_studio,
+)
+from modalops.review.tasks import build_tasks
+from modalops.services import free_port, port_is_open
+from tests.conftest import REPO
+from tests.test_review import DEMO_SPEC, review_items
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> Iterator[dict]:
+    """A started Label Studio (temp home, free port) and what the tests need to reach it."""
+    venv = Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
+    home = tmp_path_factory.mktemp("labelstudio-home")
+    port = free_port()
+    service = start_label_studio(home, port=port, venv=venv, timeout_s=600)
+    try:
+        yield {"home": home, "port": port, "url": service.url, "service": service}
+    finally:
+        stop_label_studio(home)
+        service.stop()
+
+
+def _api(url: str, token: str, path: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(
+        url + path,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (local server)
+        return json.load(resp)
+
+
+def _choice(label: str) -> list[dict]:
+    return [
+        {
+            "from_name": CHOICES_NAME,
+            "to_name": HEADER_NAME,
+            "type": "choices",
+            "value": {"choices": [label]},
+        }
+    ]
+
+
+def test_local_server_binds_loopback_with_a_private_token(label_studio):
+    home, url = label_studio["home"], label_studio["url"]
+    assert url == f"http://127.0.0.1:{label_studio['port']}"
+    creds_file = home / "credentials.json"
+    assert oct(creds_file.stat().st_mode & 0o777) == "0o600"
+    creds = credentials(home)
+    assert find_label_studio(home) == (url, creds["token"])
+    assert resolve_review_target(ReviewConfig(home=str(home))) == (url, creds["token"])
+    me = _api(url, creds["token"], "/api/current-user/whoami")
+    assert me["email"] == creds["username"]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        _api(url, "not-the-token-0000", "/api/projects/")
+    assert bad.value.code == 401
+
+
+def test_review_round_trip(label_studio):
+    url, creds = label_studio["url"], credentials(label_studio["home"])
+    spec = load_spec_file(DEMO_SPEC)
+    client = ReviewClient(url, creds["token"], project_prefix="modalops-test")
+    project = client.ensure_project(spec, "fusion-test")
+    assert client.ensure_project(spec, "fusion-test") == project  # re-used, not duplicated
+
+    camera_absent = {1: [s for s in spec.stream_names if spec.kind_of(s).name != "image"]}
+    items = review_items(spec, n=4, absent=camera_absent)
+    tasks = build_tasks(spec, items)
+    assert client.import_tasks(project, tasks[:3]) == 3
+    assert client.import_tasks(project, tasks) == 1  # only the new window
+    assert client.import_tasks(project, tasks) == 0
+
+    listed = _api(url, creds["token"], f"/api/tasks/?project={project}&page_size=100")
+    by_key = {t["data"]["modalops_key"]: t["id"] for t in listed["tasks"]}
+    assert sorted(by_key) == sorted(sample_key("sess-a", i) for i in range(4))
+
+    # the model's answer is on the task the reviewer opens
+    first = _api(url, creds["token"], f"/api/tasks/{by_key[sample_key('sess-a', 0)]}")
+    (pred,) = first["predictions"]
+    assert pred["model_version"] == "fusion-test:v7"
+    assert pred["score"] == pytest.approx(0.4)
+    assert pred["result"][0]["value"]["choices"] == [items.iloc[0]["label"]]
+
+    # a scripted reviewer: agrees on window 0, corrects window 1, skips window 2
+    classes = spec.labels.classes
+    other = next(c for c in classes if c != items.iloc[1]["label"])
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    for window, body in [
+        (0, {"result": _choice(items.iloc[0]["label"])}),
+        (1, {"result": _choice(other)}),
+        (2, {"result": [], "was_cancelled": True}),
+    ]:
+        _api(
+            url,
+            creds["token"],
+            f"/api/tasks/{by_key[sample_key('sess-a', window)]}/annotations/",
+            body,
+        )
+
+    reviews = client.completed_reviews(project)
+    assert list(reviews.columns) == REVIEW_COLUMNS
+    assert sorted(reviews["window_index"]) == [0, 1]
+    reviews = reviews.set_index("window_index")
+    assert reviews.loc[0, "label"] == items.iloc[0]["label"]
+    assert reviews.loc[0, "predicted_label"] == items.iloc[0]["label"]
+    assert reviews.loc[1, "label"] == other
+    assert reviews.loc[1, "predicted_label"] == items.iloc[1]["label"] != other
+    assert reviews.loc[1, "predicted_score"] == pytest.approx(0.5)
+    assert set(reviews["reviewer"]) == {creds["username"]}
+    assert set(reviews["model_version"]) == {"fusion-test:v7"}
+    assert set(reviews["session_id"]) == {"sess-a"}
+    assert reviews.loc[1, "t_start"] == 2.0 and reviews.loc[1, "t_end"] == 4.0
+    assert reviews.loc[1, "task_id"] == by_key[sample_key("sess-a", 1)]
+    for stamp in reviews["reviewed_at"]:
+        assert stamp.endswith("Z")
+        assert before <= datetime.fromisoformat(stamp) <= datetime.now(UTC)
+
+
+def test_changed_spec_is_refused_not_imported_into(label_studio):
+    url, creds = label_studio["url"], credentials(label_studio["home"])
+    spec = load_spec_file(DEMO_SPEC)
+    client = ReviewClient(url, creds["token"], project_prefix="modalops-test")
+    client.ensure_project(spec, "spec-change")
+    changed = spec.to_dict()
+    changed["labels"]["classes"] = [*spec.labels.classes, "unknown_event"]
+    with pytest.raises(ReviewError, match="different labeling config"):
+        client.ensure_project(DatasetSpec.model_validate(changed), "spec-change")
+
+
+def test_stop_closes_the_port(label_studio):
+    # last in this module: stops the session's server
+    assert stop_label_studio(label_studio["home"]) is True
+    assert not port_is_open(label_studio["port"])
+    assert find_label_studio(label_studio["home"]) is None
+    assert stop_label_studio(label_studio["home"]) is False

@@ -19,29 +19,43 @@ from tasks.evaluate import evaluate_classifiers
 from tasks.ingest import ingest_recordings
 from tasks.register import register_model
 from tasks.shard import write_dataset_shards
+from tasks.tracking import end_tracking, fail_tracking, log_dataset_version, start_tracking
 from tasks.train import train_classifier
 from tasks.validate import load_reference_stats, validate_samples
 
 
-@flow(name="training_pipeline", log_prints=True, validate_parameters=True)
+@flow(
+    name="training_pipeline",
+    log_prints=True,
+    validate_parameters=True,
+    # a failed, crashed or cancelled run closes its MLflow parent run as such
+    on_failure=[fail_tracking],
+    on_crashed=[fail_tracking],
+    on_cancellation=[fail_tracking],
+)
 def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: B008
-    """Train the fused multimodal model and one baseline per stream; register the fused one."""
+    """Train the fused multimodal model and one baseline per stream; register the fused one.
+
+    MLflow gets one parent run per pipeline run (config, dataset input, stage metrics and
+    artifacts) with one nested run per trained model (its curves; the fused one holds the
+    registered model)."""
     run = new_run(cfg.store, flow_run_id=flow_run.id)
+
+    # ---- tracking ----------------------------------------------------------------------------
+    tracking = start_tracking(run, cfg)
 
     # ---- dataset spec ------------------------------------------------------------------------
     spec = read_dataset_spec(run, cfg)
 
     # ---- ingest ------------------------------------------------------------------------------
-    ingested = ingest_recordings(run, spec, cfg.ingest)
+    ingested = ingest_recordings(run, spec, cfg.ingest, tracking)
 
     # ---- align -------------------------------------------------------------------------------
-    aligned = align_sessions(run, spec, cfg.ingest.raw_uri, ingested, cfg.align)
+    aligned = align_sessions(run, spec, cfg.ingest.raw_uri, ingested, cfg.align, tracking)
 
     # ---- validate ----------------------------------------------------------------------------
     reference = load_reference_stats(run, cfg.registry)
-    verdict = validate_samples(
-        run, spec, ingested, aligned, cfg.validation, cfg.registry, reference
-    )
+    verdict = validate_samples(run, spec, ingested, aligned, cfg.validation, tracking, reference)
 
     # ---- shard -------------------------------------------------------------------------------
     manifest = write_dataset_shards(
@@ -54,17 +68,20 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
         lineage(cfg, spec),
         cfg.align.window_s,
     )
+    log_dataset_version(tracking, manifest)
 
     # ---- train -------------------------------------------------------------------------------
     trained = [
-        train_classifier(run, manifest, cfg.train, model_id, streams)
+        train_classifier(run, manifest, cfg.train, model_id, streams, tracking)
         for model_id, streams in model_plan(spec, cfg.train)
     ]
 
     # ---- evaluate ----------------------------------------------------------------------------
-    report = evaluate_classifiers(run, manifest, trained, cfg.evaluate)
+    report = evaluate_classifiers(run, manifest, trained, cfg.evaluate, tracking)
 
     # ---- register ----------------------------------------------------------------------------
-    registered = register_model(run, cfg, manifest, trained, report)
+    registered = register_model(run, cfg, manifest, trained, report, tracking)
 
-    return pipeline_summary(run, manifest, verdict, report, registered)
+    summary = pipeline_summary(run, manifest, verdict, report, registered, tracking)
+    end_tracking(tracking, summary)
+    return summary

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 from prefect import get_run_logger, task
 
 from modalops.align import AlignResult, align_dataset
 from modalops.config.align import AlignConfig
 from modalops.dataset.spec import DatasetSpec
+from modalops.register.tracking import (
+    TrackingContext,
+    align_metrics,
+    log_metrics,
+    log_store_files,
+    log_tags,
+    log_text,
+)
 from modalops.runs import RunContext, put_frame
 from modalops.store import open_store
 from tasks.artifacts import frame_markdown, publish_markdown
@@ -15,9 +25,15 @@ from tasks.ingest import IngestOutput
 
 @task(retries=1, retry_delay_seconds=[5])
 def align_sessions(
-    run: RunContext, spec: DatasetSpec, raw_uri: str, ingested: IngestOutput, cfg: AlignConfig
+    run: RunContext,
+    spec: DatasetSpec,
+    raw_uri: str,
+    ingested: IngestOutput,
+    cfg: AlignConfig,
+    tracking: TrackingContext,
 ) -> AlignResult:
-    """Estimate offsets and drift per session and stream, then window every session."""
+    """Estimate offsets and drift per session and stream, then window every session.
+    The summary goes to the MLflow parent run as `align.*`, the report and plots under `align/`."""
     log = get_run_logger()
     raw = open_store(raw_uri, endpoint_url=run.endpoint_url)
     store = run.store()
@@ -30,7 +46,8 @@ def align_sessions(
         prefix=run.prefix,
         quarantine=ingested.quarantine,
     )
-    put_frame(store, run.key("quarantine", "align.parquet"), result.quarantine)
+    quarantine_key = run.key("quarantine", "align.parquet")
+    put_frame(store, quarantine_key, result.quarantine)
     log.info(
         "aligned %d samples in %d parts (mode=%s)",
         result.n_samples,
@@ -62,4 +79,14 @@ def align_sessions(
         + frame_markdown(result.report[cols], max_rows=60),
         "Estimated clock offsets, confidence and residuals",
     )
+    metrics, tags = align_metrics(result.summary)
+    log_metrics(tracking, metrics)
+    log_tags(tracking, tags)
+    log_text(tracking, json.dumps(result.summary, indent=2, default=str), "align/summary.json")
+    files = {"align/quarantine.parquet": quarantine_key}
+    if result.report_key:
+        files["align/report.parquet"] = result.report_key
+    plots = run.key("align_plots")
+    files.update({f"align/plots/{k[len(plots) + 1 :]}": k for k in result.plot_keys})
+    log_store_files(tracking, store, files)
     return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modalops.config.evaluate import EvaluateConfig
-from modalops.evaluate import EvaluationReport, evaluate_models
+from modalops.evaluate import EvaluationReport, evaluate_models, headline_metrics
+from modalops.register.tracking import TrackingContext, log_metrics, log_store_files
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
 from modalops.train.training import TrainResult
@@ -14,12 +15,30 @@ from tasks.artifacts import publish_markdown
 
 @task
 def evaluate_classifiers(
-    run: RunContext, manifest: DatasetManifest, trained: list[TrainResult], cfg: EvaluateConfig
+    run: RunContext,
+    manifest: DatasetManifest,
+    trained: list[TrainResult],
+    cfg: EvaluateConfig,
+    tracking: TrackingContext,
 ) -> EvaluationReport:
-    """Score every model on the test split; write the report to the store."""
+    """Score every model on the test split; write the report to the store and to MLflow
+    (`eval.*` and `evaluation/` on the parent run, `test.*` on each model's run)."""
     log = get_run_logger()
     report = evaluate_models(run.store(), manifest, trained, cfg, out_prefix=run.key("evaluation"))
     headline = report.headline_markdown()
     log.info("evaluation\n%s", headline)
     publish_markdown("evaluation-headline", f"# Evaluation\n\n{headline}", "Fused vs unimodal")
+    log_metrics(tracking, headline_metrics(report))
+    runs = {t.model_id: t.mlflow_run_id for t in trained if t.mlflow_run_id}
+    for row in report.models.to_dict("records"):
+        if row["model_id"] in runs:
+            test = {f"test.{k}": row[k] for k in ("macro_f1", "accuracy", "ece") if k in row}
+            log_metrics(tracking, test, runs[row["model_id"]])
+    prefix = run.key("evaluation") + "/"
+    files = {
+        f"evaluation/{key[len(prefix) :]}": key
+        for key in report.artifacts.values()
+        if key.startswith(prefix)
+    }
+    log_store_files(tracking, run.store(), files)
     return report

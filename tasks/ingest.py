@@ -10,6 +10,14 @@ from prefect import get_run_logger, task
 from modalops.config.data import IngestConfig
 from modalops.dataset.spec import DatasetSpec
 from modalops.ingest import ingest_recordings as ingest_core
+from modalops.register.tracking import (
+    TrackingContext,
+    ingest_metrics,
+    log_metrics,
+    log_store_files,
+    log_tags,
+    log_text,
+)
 from modalops.runs import RunContext, put_frame
 from modalops.store import open_store
 from tasks.artifacts import frame_markdown, publish_markdown
@@ -24,8 +32,11 @@ class IngestOutput:
 
 
 @task(retries=2, retry_delay_seconds=[2, 10])
-def ingest_recordings(run: RunContext, spec: DatasetSpec, cfg: IngestConfig) -> IngestOutput:
-    """Catalog every session's streams with content hashes; bad files go to quarantine."""
+def ingest_recordings(
+    run: RunContext, spec: DatasetSpec, cfg: IngestConfig, tracking: TrackingContext
+) -> IngestOutput:
+    """Catalog every session's streams with content hashes; bad files go to quarantine.
+    The counts go to the MLflow parent run as `ingest.*`, the tables under `ingest/`."""
     log = get_run_logger()
     raw = open_store(cfg.raw_uri, endpoint_url=run.endpoint_url)
     result = ingest_core(raw, spec, cfg)
@@ -45,11 +56,19 @@ def ingest_recordings(run: RunContext, spec: DatasetSpec, cfg: IngestConfig) -> 
     )
     for row in result.quarantine.head(20).itertuples():
         log.warning("quarantined %s: %s", row.uri, row.reason)
-    publish_markdown(
-        "ingest-summary",
+    summary = (
         f"# Ingest\n\n{n_sessions} sessions, {len(result.catalog)} streams, "
         f"{len(result.quarantine)} quarantined.\n\n## Quarantine\n\n"
-        + frame_markdown(result.quarantine[["session_id", "stream", "uri", "reason"]]),
-        "Catalog and quarantine of the ingest stage",
+        + frame_markdown(result.quarantine[["session_id", "stream", "uri", "reason"]])
+    )
+    publish_markdown("ingest-summary", summary, "Catalog and quarantine of the ingest stage")
+    log_tags(tracking, {"dataset_name": spec.name, "dataset_spec_digest": spec.digest()})
+    log_metrics(tracking, ingest_metrics(result.catalog, result.quarantine))
+    log_text(tracking, summary, "ingest/summary.md")
+    log_text(tracking, spec.to_yaml(), "ingest/dataset.yaml")
+    log_store_files(
+        tracking,
+        store,
+        {"ingest/catalog.parquet": catalog_key, "ingest/quarantine.parquet": quarantine_key},
     )
     return IngestOutput(result.catalog, result.quarantine, catalog_key, quarantine_key)

@@ -7,8 +7,10 @@ from prefect import get_run_logger, task
 from modalops.config.pipeline import PipelineConfig
 from modalops.evaluate import EvaluationReport
 from modalops.register import RegistrationResult, register_pipeline_model
+from modalops.register.tracking import TrackingContext, record_registration, version_tags
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
+from modalops.train import FUSED_ID
 from modalops.train.training import TrainResult
 from tasks.artifacts import publish_markdown
 
@@ -20,10 +22,16 @@ def register_model(
     manifest: DatasetManifest,
     trained: list[TrainResult],
     report: EvaluationReport,
+    tracking: TrackingContext,
 ) -> RegistrationResult:
-    """MLflow run + pyfunc model version; alias `challenger`, `champion` only if the gate passes."""
+    """The pyfunc in the fused model's MLflow run, a version linked to that run; alias
+    `challenger`, `champion` only if the gate passes. The decision also goes to the parent."""
     log = get_run_logger()
-    result = register_pipeline_model(run, cfg, manifest, trained, report)
+    fused = next((t.mlflow_run_id for t in trained if t.model_id == FUSED_ID), None)
+    result = register_pipeline_model(
+        run, cfg, manifest, trained, report, run_id=fused, tags=version_tags(tracking)
+    )
+    record_registration(tracking, result, report)
     log.info(
         "registered %s version %s, aliases %s; promoted=%s (%s)",
         cfg.registry.model_name,

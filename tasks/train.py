@@ -8,8 +8,17 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from modalops.config.train import TrainConfig
+from modalops.register import dataset_input_of
+from modalops.register.tracking import (
+    TrackingContext,
+    end_model_run,
+    log_dataset_input,
+    log_text,
+    start_model_run,
+)
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
+from modalops.train import FUSED_ID
 from modalops.train.training import TrainResult, balance_report, train_model
 from tasks.artifacts import frame_markdown, publish_markdown
 
@@ -21,27 +30,45 @@ def train_classifier(
     cfg: TrainConfig,
     model_id: str,
     streams: list[str],
+    tracking: TrackingContext,
 ) -> TrainResult:
-    """Train `model_id` on `streams`; its checkpoint goes to the object store."""
+    """Train `model_id` on `streams` in its own nested MLflow run (params, dataset input,
+    per-epoch curves); its checkpoint goes to the object store."""
     log = get_run_logger()
-    if model_id == "fused":
+    if model_id == FUSED_ID:
         # what the balancing choice does to the training distribution, shown once per run
         table = frame_markdown(balance_report(manifest, cfg))
         run.store().put_text(run.key("training", "balancing.md"), table)
+        log_text(tracking, table, "training/balancing.md")
         publish_markdown(
             "training-balancing",
             f"# Balancing `{cfg.balancing}`\n\nTrain split before/after weighting:\n\n{table}",
             "Class or subgroup distribution before and after balancing",
         )
-    with tempfile.TemporaryDirectory(prefix=f"modalops-train-{model_id}-") as tmp:
-        result = train_model(
-            run.store(),
-            manifest,
-            cfg,
-            model_id,
-            streams,
-            Path(tmp),
-            endpoint_url=run.endpoint_url,
-        )
-    log.info("trained %s on %s: %s", model_id, streams, result.metrics)
+    child = start_model_run(
+        tracking,
+        model_id,
+        streams,
+        cfg.model_dump(mode="json"),
+        tags={"dataset_version": manifest.version},
+    )
+    log_dataset_input(tracking, dataset_input_of(manifest, manifest.dataset_spec()), [child])
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"modalops-train-{model_id}-") as tmp:
+            result = train_model(
+                run.store(),
+                manifest,
+                cfg,
+                model_id,
+                streams,
+                Path(tmp),
+                endpoint_url=run.endpoint_url,
+                tracking={"tracking_uri": tracking.tracking_uri, "run_id": child},
+            )
+    except BaseException:
+        # a retry starts a fresh child run; this one stays on record as failed
+        end_model_run(tracking, child, status="FAILED")
+        raise
+    end_model_run(tracking, child, result.metrics)
+    log.info("trained %s on %s (MLflow run %s): %s", model_id, streams, child, result.metrics)
     return result

@@ -13,9 +13,18 @@ from modalops.config.evaluate import RegistryConfig
 from modalops.config.validate import ValidateConfig
 from modalops.dataset.spec import DatasetSpec
 from modalops.pipeline_plan import champion_dataset_version
-from modalops.register import log_validation_failure
+from modalops.register.tracking import (
+    TrackingContext,
+    log_dir,
+    log_metrics,
+    log_store_files,
+    log_tags,
+    log_text,
+    validation_metrics,
+)
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
 from modalops.validate import ValidationResult, raise_for_gate, validate_dataset
+from modalops.validate.label_check import REASON as LABEL_REASON
 from tasks.artifacts import publish_markdown
 from tasks.ingest import IngestOutput
 
@@ -27,11 +36,13 @@ def validate_samples(
     ingested: IngestOutput,
     aligned: AlignResult,
     cfg: ValidateConfig,
-    registry: RegistryConfig,
+    tracking: TrackingContext,
     reference_stats: pd.DataFrame | None = None,
 ) -> ValidationResult:
-    """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails
-    (the failing verdict is also logged to MLflow as a FAILED run)."""
+    """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails.
+
+    Verdict, Data Docs and `validation.*` metrics go to the MLflow parent run first, so a run
+    stopped here shows why (the flow's failure hook then closes that run FAILED)."""
     log = get_run_logger()
     store = run.store()
     samples = pd.concat([get_frame(store, key) for key in aligned.part_keys], ignore_index=True)
@@ -47,6 +58,7 @@ def validate_samples(
         )
         if result.data_docs_dir is not None and Path(result.data_docs_dir).exists():
             store.put_dir(run.key("validation", "data_docs"), result.data_docs_dir)
+            log_dir(tracking, result.data_docs_dir, "validation/data_docs")
     table = result.table_markdown()
     store.put_text(run.key("validation", "verdict.md"), table)
     put_frame(store, run.key("validation", "stats.parquet"), result.stats)
@@ -60,9 +72,19 @@ def validate_samples(
         f"# Validation {verdict}\n\nbad-sample fraction: {100 * result.bad_fraction:.2f}%\n\n{table}",
         "Data validation gate",
     )
+    log_metrics(tracking, validation_metrics(result, LABEL_REASON))
+    log_tags(tracking, {"validation": "passed" if result.passed else "failed"})
+    log_text(tracking, table, "validation/verdict.md")
+    log_store_files(
+        tracking,
+        store,
+        {
+            "validation/stats.parquet": run.key("validation", "stats.parquet"),
+            "validation/quarantine.parquet": run.key("quarantine", "validate.parquet"),
+        },
+    )
     if not result.passed and result.enforced:
-        run_id = log_validation_failure(run, registry, table, result.bad_fraction)
-        log.error("validation gate failed; verdict logged to MLflow run %s", run_id)
+        log.error("validation gate failed; verdict in MLflow run %s", tracking.parent_run_id)
     raise_for_gate(result)
     return result
 

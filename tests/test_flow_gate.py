@@ -50,14 +50,27 @@ def test_bad_fraction_above_gate_stops_before_sharding(tmp_path, prefect_api):
 
     rows = get_frame(store, quarantine[0])
     assert len(rows) > 0 and rows["reason"].str.contains("flat").any()
-    # and the refused verdict is on record in MLflow as a FAILED run
+    # and the refused verdict is on record in MLflow: the pipeline's parent run, closed FAILED
+    # by the flow's failure hook, with the verdict, the Data Docs and every stage's numbers
     import mlflow
 
+    from modalops.register.tracking import PARENT_TAG, ROLE_TAG
+
     client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri)
-    runs = client.search_runs(
-        [client.get_experiment_by_name(cfg.registry.experiment).experiment_id],
-        filter_string="tags.validation = 'failed'",
-    )
-    assert len(runs) == 1 and runs[0].info.status == "FAILED"
-    verdict = client.download_artifacts(runs[0].info.run_id, "validation/verdict.md", str(tmp_path))
+    experiment = client.get_experiment_by_name(cfg.registry.experiment).experiment_id
+    every = client.search_runs([experiment])
+    runs = client.search_runs([experiment], filter_string="tags.validation = 'failed'")
+    assert len(every) == 1 and len(runs) == 1  # one parent, no separate failure run, no children
+    parent = runs[0]
+    assert parent.info.status == "FAILED" and parent.info.end_time is not None
+    assert parent.data.tags[ROLE_TAG] == "pipeline" and PARENT_TAG not in parent.data.tags
+    assert "validation gate failed" in parent.data.tags["modalops.outcome"]
+    metrics = parent.data.metrics
+    assert metrics["validation.bad_fraction"] > cfg.validation.max_bad_fraction
+    assert metrics["validation.failed.bad_sample_fraction"] == 1.0
+    assert metrics["validation.checks_failed"] >= 1 and metrics["validation.rejected_samples"] > 0
+    assert "ingest.quarantined" in metrics and "align.streams_estimated" in metrics
+    verdict = client.download_artifacts(parent.info.run_id, "validation/verdict.md", str(tmp_path))
     assert "bad_sample_fraction" in Path(verdict).read_text()
+    docs = [a.path for a in client.list_artifacts(parent.info.run_id, "validation/data_docs")]
+    assert "validation/data_docs/index.html" in docs

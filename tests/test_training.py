@@ -106,3 +106,26 @@ def test_balancing_modes(dataset):
     report = balance_report(manifest, TrainConfig(balancing="class_weight"))
     assert list(report["value"]) == [c for c in classes if c in counts]
     assert report["share_after"].sum() == pytest.approx(1.0)
+
+
+def test_epoch_curves_go_to_the_given_mlflow_run(dataset, tmp_path):
+    """Lightning's MLflow logger writes one point per epoch into the run it is given (step =
+    epoch) and leaves that run's params and lifecycle to the pipeline."""
+    from mlflow import MlflowClient
+
+    store, manifest = dataset
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("curves")).info.run_id
+    cfg = TrainConfig(max_epochs=2, batch_size=8, hidden_dim=4)
+    tracking = {"tracking_uri": uri, "run_id": run_id}
+    result = train_model(store, manifest, cfg, "camera", ["camera"], tmp_path, tracking=tracking)
+    assert result.mlflow_run_id == run_id
+    for name in ("train_loss", "val_loss", "val_macro_f1", "val_accuracy"):
+        history = client.get_metric_history(run_id, name)
+        assert sorted(m.step for m in history) == [0, 1], (name, history)
+    best = min(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
+    assert best.value > 0
+    run = client.get_run(run_id)
+    assert run.info.status == "RUNNING"  # the pipeline closes it, not the logger
+    assert run.data.params == {}  # no flattened spec from Lightning's hparams

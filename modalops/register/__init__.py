@@ -1,4 +1,7 @@
-"""Model registration: MLflow logging (with the dataset spec), the promotion gate and its locks."""
+"""Model registration: MLflow logging (with the dataset spec), the promotion gate and its locks.
+
+The pipeline's parent/child run layout lives in `modalops.register.tracking`.
+"""
 
 from modalops.register.registry import (
     CHALLENGER,
@@ -9,12 +12,12 @@ from modalops.register.registry import (
     PromotionLockTimeout,
     RegistrationResult,
     RescoringSet,
+    absolute_tracking_uri,
     check_gate,
     current_champion,
     dataset_input_of,
     flatten_config,
     log_and_register,
-    log_validation_failure,
     promote_if_better,
     promotion_lock,
     register_pipeline_model,
@@ -31,12 +34,12 @@ __all__ = [
     "PromotionLockTimeout",
     "RegistrationResult",
     "RescoringSet",
+    "absolute_tracking_uri",
     "check_gate",
     "current_champion",
     "dataset_input_of",
     "flatten_config",
     "log_and_register",
-    "log_validation_failure",
     "promote_if_better",
     "promotion_lock",
     "register_pipeline_model",

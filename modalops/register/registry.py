@@ -494,8 +494,18 @@ def log_and_register(
     lock_timeout_s: float = 120.0,
     dataset_spec: Any = None,
     dataset_input: Any = None,
+    run_id: str | None = None,
+    model_step: int = 0,
 ) -> RegistrationResult:
-    """Log a run (config, metrics, report, plots, spec), log the pyfunc, register it, gate champion.
+    """Log the pyfunc (with the spec) in a run, register it, and gate `champion`.
+
+    `run_id` None: a new run is created and closed here with the config as params, the report,
+    its metrics and `artifacts` (artifact path -> local file). `run_id` given (the pipeline's
+    fused CHILD run, see `register.tracking`): the model, the report's metrics and
+    `registration/gate.json` go into that run, which keeps its own params, lifecycle and end
+    time; the version is created with that run id, so it links to the run that trained it.
+    `model_step` is the epoch the checkpoint comes from: MLflow copies the run's metrics at that
+    step onto the logged model.
 
     `report` is an evaluate.EvaluationReport of this model; its calibration temperature and
     abstention threshold go into the served model, and the gate decision is written back into it.
@@ -535,7 +545,16 @@ def log_and_register(
     if artifact_location is None and db is not None:
         # MLflow's default is ./mlruns under the current directory: keep artifacts by the DB.
         artifact_location = (db.parent / "mlartifacts").as_uri()
-    experiment_id = _ensure_experiment(client, experiment, artifact_location)
+    own_run = run_id is None
+    tags = {**dict(tags), "dataset_spec_digest": digest, "dataset_name": spec.name}
+    str_tags = {k: str(v) for k, v in tags.items() if v is not None}
+    if own_run:
+        experiment_id = _ensure_experiment(client, experiment, artifact_location)
+        run_id = client.create_run(experiment_id, tags=str_tags).info.run_id
+    else:
+        original = client.get_run(run_id).info
+        for k, v in str_tags.items():
+            client.set_tag(run_id, k, v)
 
     with tempfile.TemporaryDirectory(prefix="modalops-register-") as tmp:
         cfg_path = Path(tmp) / "serving_config.json"
@@ -554,24 +573,26 @@ def log_and_register(
         )
         spec_path = Path(tmp) / "dataset.yaml"
         spec_path.write_text(spec.to_yaml())
-        tags = {**dict(tags), "dataset_spec_digest": digest, "dataset_name": spec.name}
         example = test_samples_for_rescoring.inputs.head(2)
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            run_id = run.info.run_id
-            mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+        if own_run:
             params = flatten_config(config_dict)
             params["dataset.spec_digest"] = digest
             items = list(params.items())
             for i in range(0, len(items), 100):
-                mlflow.log_params(dict(items[i : i + 100]))
-            mlflow.log_artifact(str(spec_path), artifact_path="dataset")
-            if dataset_input is not None:
-                mlflow.log_input(dataset_input, context="training")
-            mlflow.log_metrics(headline_metrics(report))
-            mlflow.log_text(report.to_json(), "evaluation/report.json")
-            mlflow.log_text(report.headline_markdown(), "evaluation/headline.md")
-            for name, path in artifacts.items():
-                mlflow.log_artifact(str(path), artifact_path=f"evaluation/{name}".rsplit("/", 1)[0])
+                client.log_batch(run_id, params=[_param(k, v) for k, v in items[i : i + 100]])
+        client.log_artifact(run_id, str(spec_path), artifact_path="dataset")
+        if dataset_input is not None:
+            _log_dataset_input(client, run_id, dataset_input)
+        for k, v in headline_metrics(report).items():
+            client.log_metric(run_id, k, v)
+        if own_run:
+            client.log_text(run_id, report.to_json(), "evaluation/report.json")
+            client.log_text(run_id, report.headline_markdown(), "evaluation/headline.md")
+        for name, path in artifacts.items():
+            folder = name.rsplit("/", 1)[0] if "/" in name else None
+            client.log_artifact(run_id, str(path), artifact_path=folder)
+        # pyfunc.log_model logs into the active run: resume ours for the call
+        with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=MultimodalPyfunc(),
@@ -585,14 +606,20 @@ def log_and_register(
                 signature=model_signature(spec),
                 input_example=example,
                 metadata={"dataset_spec_digest": digest, "dataset_name": spec.name},
+                step=int(model_step),
             )
+        if not own_run and original.end_time is not None:
+            # resuming set the run RUNNING and its end to now: give it back its own
+            client.set_terminated(run_id, status=original.status, end_time=original.end_time)
+        elif not own_run:
+            client.update_run(run_id, status=original.status)
         mv = client.create_model_version(
             model_name
             if _registered(client, model_name)
             else _create_registered(client, model_name),
             source=info.model_uri,
             run_id=run_id,
-            tags={k: str(v) for k, v in tags.items() if v is not None},
+            tags=str_tags,
         )
     version = str(mv.version)
     _wait_ready(client, model_name, version)
@@ -625,9 +652,12 @@ def log_and_register(
             break
 
     report.gate = decision.to_dict() if decision else {}
-    client.log_text(run_id, report.to_json(), "evaluation/report.json")
-    client.log_dict(run_id, report.gate, "evaluation/gate.json")
+    if own_run:
+        client.log_text(run_id, report.to_json(), "evaluation/report.json")
+    client.log_dict(run_id, report.gate, "registration/gate.json")
     client.set_tag(run_id, "promotion.decision", decision.decision if decision else "none")
+    if own_run:
+        client.set_terminated(run_id, status="FINISHED")
     aliases = [CHALLENGER] + ([CHAMPION] if decision and decision.promoted else [])
     return RegistrationResult(
         run_id=run_id,
@@ -637,6 +667,23 @@ def log_and_register(
         reasons=list(decision.reasons) if decision else [],
         decision=decision,
         model_uri=info.model_uri,
+    )
+
+
+def _param(key: str, value: str) -> Any:
+    from mlflow.entities import Param
+
+    return Param(key, str(value))
+
+
+def _log_dataset_input(client, run_id: str, dataset: Any, context: str = "training") -> None:
+    """`dataset` (an mlflow Dataset) as an input of `run_id`, shown in the run's Datasets panel."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    entity = dataset._to_mlflow_entity()
+    client.log_inputs(
+        run_id, datasets=[DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])]
     )
 
 
@@ -655,7 +702,9 @@ def _load_for_registration(checkpoint_path: Path, loader_ref: str) -> Any:
 
 
 def dataset_input_of(manifest: Any, spec: Any) -> Any:
-    """The dataset version as an MLflow input: source = the version's folder, digest = the spec's.
+    """The dataset version as an MLflow input, for the runs' Datasets panel: name
+    `<spec name>@<version>`, source = the version's folder, digest = the spec's, schema = the
+    served model's input columns, profile = the spec (dataset.yaml text) and the split sizes.
 
     Returns None where MLflow cannot describe the source (the run is logged without it).
     """
@@ -671,9 +720,36 @@ def dataset_input_of(manifest: Any, spec: Any) -> Any:
             source = resolve_dataset_source(uri)
     except Exception:  # MLflow raises its own types for unknown schemes
         return None
+    splits = getattr(manifest, "splits", None) or {}
+    profile = {
+        "version": manifest.version,
+        "spec_digest": manifest.spec_digest,
+        "splits": {k: int(getattr(v, "n_samples", 0)) for k, v in splits.items()},
+        "dataset.yaml": spec.to_yaml(),
+    }
+    try:
+        from modalops.serving.signature import model_signature
+
+        schema = model_signature(spec).inputs
+    except Exception:  # a spec the signature cannot describe still gets its input logged
+        schema = None
+
+    class SpecDataset(MetaDataset):
+        """A MetaDataset whose profile carries the spec (MetaDataset has no profile)."""
+
+        @property
+        def profile(self) -> Any:
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
     # MLflow caps dataset digests at 36 characters
-    return MetaDataset(
-        source=source, name=f"{spec.name}@{manifest.version}", digest=manifest.spec_digest[:36]
+    return SpecDataset(
+        source=source,
+        name=f"{spec.name}@{manifest.version}",
+        digest=manifest.spec_digest[:36],
+        schema=schema,
     )
 
 
@@ -719,11 +795,21 @@ def experiment_artifact_location(registry_uri: str | None, store_uri: str) -> st
     return (Path(store_uri).resolve() / "mlflow").as_uri()
 
 
-def register_pipeline_model(run, cfg, manifest, trained, report) -> RegistrationResult:
-    """The register stage: the fused checkpoint, the run's report and plots, lineage tags.
+def register_pipeline_model(
+    run,
+    cfg,
+    manifest,
+    trained,
+    report,
+    run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> RegistrationResult:
+    """The register stage: log the fused checkpoint as a pyfunc, register it, gate `champion`.
 
-    `run` is a runs.RunContext, `cfg` the PipelineConfig; the evaluation report is written back
-    to the store afterwards so it carries the gate's decision.
+    `run` is a runs.RunContext, `cfg` the PipelineConfig. `run_id` is the fused model's child
+    run (register.tracking): the model is logged there and the version links to it; None logs
+    into a new run. `tags` are added to the version's (e.g. `reviewed_labels`). The evaluation
+    report is written back to the store afterwards so it carries the gate's decision.
     """
     from modalops.evaluate import FUSED_ID, evaluation_slices, write_report
     from modalops.shard import iter_raw_samples
@@ -740,33 +826,25 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
     rescoring = RescoringSet.from_raw_samples(
         test, spec, evaluation_slices(spec, cfg.evaluate), cfg.evaluate.ece_bins
     )
-    wanted = [k for k in (report.artifacts or {}).values() if not k.endswith("report.json")]
-    wanted += store.list(run.key("align_plots")) + store.list(run.key("training"))
-    wanted += [
-        k
-        for k in (run.key("validation", "verdict.md"), run.key("align_report.parquet"))
-        if store.exists(k)
-    ]
+    version_tags = {
+        "dataset_version": manifest.version,
+        "prefect_flow_run_id": run.flow_run_id,
+        "pipeline": cfg.name,
+        "align_mode": cfg.align.mode,
+        "modalops.run_key": run.run_key,
+        **dict(tags or {}),
+    }
     with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
         checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
-        artifacts = {}
-        for key in wanted:
-            rel = key[len(run.prefix) + 1 :] if key.startswith(run.prefix + "/") else key
-            artifacts[rel] = store.get_file(key, Path(tmp) / "files" / rel)
         result = log_and_register(
-            cfg.registry.tracking_uri,
+            absolute_tracking_uri(cfg.registry.tracking_uri),
             cfg.registry.experiment,
             cfg.registry.model_name,
             checkpoint,
             report,
             cfg.model_dump(mode="json"),
-            {
-                "dataset_version": manifest.version,
-                "prefect_flow_run_id": run.flow_run_id,
-                "pipeline": cfg.name,
-                "align_mode": cfg.align.mode,
-            },
-            artifacts,
+            version_tags,
+            {},
             rescoring,
             gate=cfg.registry.gate_for(cfg.registry.model_name),
             force=cfg.registry.force,
@@ -777,33 +855,22 @@ def register_pipeline_model(run, cfg, manifest, trained, report) -> Registration
             ),
             lock_timeout_s=cfg.registry.lock_timeout_s,
             dataset_spec=spec,
-            dataset_input=dataset_input_of(manifest, spec),
+            # the child run got the dataset input when it started training
+            dataset_input=dataset_input_of(manifest, spec) if run_id is None else None,
+            run_id=run_id,
+            model_step=max(int(fused.metrics.get("best_epoch", 0)), 0),
         )
     write_report(store, run.key("evaluation"), report)  # now with the gate's decision
     result.model_name = cfg.registry.model_name
     return result
 
 
-def log_validation_failure(run, registry, table_markdown: str, bad_fraction: float) -> str:
-    """A failed validation gate still leaves an MLflow run (status FAILED) with the verdict table,
-    so the registry's history shows refused data beside trained models. Returns the run id.
-
-    `run` is a runs.RunContext, `registry` a RegistryConfig.
-    """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=registry.tracking_uri)
-    experiment_id = _ensure_experiment(
-        client,
-        registry.experiment,
-        experiment_artifact_location(registry.artifact_location, run.store_uri),
-    )
-    tags = {"stage": "validate", "validation": "failed", "modalops_run": run.run_key}
-    if run.flow_run_id:
-        tags["prefect_flow_run_id"] = str(run.flow_run_id)
-    mlrun = client.create_run(experiment_id, tags=tags, run_name=f"validation-failed-{run.run_key}")
-    run_id = mlrun.info.run_id
-    client.log_metric(run_id, "validation.bad_fraction", float(bad_fraction))
-    client.log_text(run_id, table_markdown, "validation/verdict.md")
-    client.set_terminated(run_id, status="FAILED")
-    return run_id
+def absolute_tracking_uri(uri: str) -> str:
+    """`uri` with a relative SQLite or plain-path store made absolute (same store from any cwd,
+    e.g. a training subprocess started in its work directory)."""
+    db = _sqlite_path(uri)
+    if db is not None:
+        return f"sqlite:///{db}"
+    if "://" not in uri and not uri.startswith(("databricks", "file:")):
+        return Path(uri).expanduser().resolve().as_uri()
+    return uri

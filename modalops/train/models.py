@@ -186,6 +186,8 @@ class ClassifierModule(LightningModule):
             target = self.all_gather(target).reshape(-1)
         f1 = macro_f1(preds, target, self.model.n_classes)
         self.log("val_macro_f1", f1, rank_zero_only=False, sync_dist=False)
+        accuracy = float((preds == target).float().mean()) if len(target) else float("nan")
+        self.log("val_accuracy", accuracy, rank_zero_only=False, sync_dist=False)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(

@@ -53,6 +53,7 @@ class TrainResult:
     checkpoint_key: str  # in the store: datasets/<version>/models/<model_id>/model.pt
     metrics: dict[str, float]  # val_macro_f1, val_loss, epochs, seconds, samples_per_s, ...
     ranks_shards: dict[int, list[str]] | None  # train shard URLs each rank opened
+    mlflow_run_id: str | None = None  # the MLflow run holding this model's curves, if tracked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +134,29 @@ def _balance_counts(manifest: DatasetManifest, cfg: TrainConfig) -> tuple[str, d
     return group, dict(groups)
 
 
+def _curve_logger(tracking: dict[str, str]) -> Any:
+    """Lightning's MLflow logger writing into an existing run (the pipeline's child run for this
+    model): the epoch curves only. Params and the run's lifecycle belong to the pipeline, so
+    hyperparameters (the whole spec, flattened) are not logged and the run is not closed here."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    class CurveLogger(MLFlowLogger):
+        def log_hyperparams(self, params, *args, **kwargs) -> None:
+            pass
+
+        def log_metrics(self, metrics, step=None) -> None:
+            # epoch-level values: one point per epoch, at step = epoch (the chart's x axis)
+            metrics = dict(metrics)
+            epoch = metrics.pop("epoch", None)
+            if metrics:
+                super().log_metrics(metrics, int(epoch) if epoch is not None else step)
+
+        def finalize(self, status: str = "success") -> None:
+            pass
+
+    return CurveLogger(tracking_uri=tracking["tracking_uri"], run_id=tracking["run_id"])
+
+
 class _EpochMetrics(Callback):
     """Collects each epoch's validation metrics."""
 
@@ -207,7 +231,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         enable_checkpointing=True,
         enable_progress_bar=False,
         enable_model_summary=False,
-        logger=False,
+        logger=_curve_logger(job["tracking"]) if job.get("tracking") else False,
         num_sanity_val_steps=0,
         reload_dataloaders_every_n_epochs=1,  # a new loader per epoch carries the epoch's shuffle
         log_every_n_steps=10,
@@ -296,8 +320,13 @@ def train_model(
     streams: list[str],
     work_dir: Path,
     endpoint_url: str | None = None,
+    tracking: dict[str, str] | None = None,
 ) -> TrainResult:
-    """Train `streams` on the manifest's train split, validate on val, upload model.pt."""
+    """Train `streams` on the manifest's train split, validate on val, upload model.pt.
+
+    `tracking` ({"tracking_uri", "run_id"}, an absolute URI) names an MLflow run that receives
+    the per-epoch curves (train_loss, val_loss, val_macro_f1, val_accuracy) from the training
+    process itself, DDP worker included."""
     streams = resolve_streams(manifest.dataset_spec(), list(streams))
     if not manifest.splits.get("train") or not manifest.splits["train"].shards:
         raise ValueError(f"dataset {manifest.version} has no training shards")
@@ -317,6 +346,7 @@ def train_model(
         "streams": streams,
         "work_dir": str(work_dir),
         "endpoint_url": endpoint_url,
+        "tracking": dict(tracking) if tracking else None,
     }
     job_path = work_dir / JOB_NAME
     job_path.write_text(json.dumps(job))
@@ -338,4 +368,5 @@ def train_model(
         checkpoint_key=key,
         metrics=result["metrics"],
         ranks_shards=_ranks_shards(work_dir),
+        mlflow_run_id=tracking["run_id"] if tracking else None,
     )

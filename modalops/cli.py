@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from modalops.deploy_cli import deploy, worker_app
+from modalops.review.cli import review_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 dataset_app = typer.Typer(no_args_is_help=True, help="Dataset specs: draft, check, kinds.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect the pipeline configuration.")
@@ -16,6 +19,9 @@ server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server.")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(config_app, name="config")
 app.add_typer(server_app, name="server")
+app.add_typer(worker_app, name="worker")
+app.add_typer(review_app, name="review")
+app.command()(deploy)
 
 STATE_DIR = Path(".modalops")
 PREFECT_HOME = STATE_DIR / "prefect"
@@ -56,17 +62,22 @@ def _prefect_api() -> str:
     return start_prefect_server(PREFECT_HOME, port=port).url
 
 
-def run_flow(cfg) -> dict:
-    """Run the training pipeline flow against PREFECT_API_URL or the local server."""
+def _prefect_settings():
+    """Settings that point Prefect at PREFECT_API_URL or the local server (started if needed)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.settings import PREFECT_HOME as HOME_SETTING
 
+    api = _prefect_api()
+    return temporary_settings({PREFECT_API_URL: api, HOME_SETTING: str(PREFECT_HOME.resolve())})
+
+
+def run_flow(cfg) -> dict:
+    """Run the training pipeline flow against PREFECT_API_URL or the local server."""
     from flows.run_timing import stage_times
     from flows.training_pipeline import training_pipeline
     from modalops.validate import ValidationGateError
 
-    api = _prefect_api()
-    with temporary_settings({PREFECT_API_URL: api, HOME_SETTING: str(PREFECT_HOME.resolve())}):
+    with _prefect_settings():
         try:
             summary = training_pipeline(cfg)
         except ValidationGateError as exc:
@@ -302,6 +313,61 @@ def serve(
         training_pipeline.serve(
             name=name, cron=cron, parameters={"cfg": cfg.model_dump(mode="json")}
         )
+
+
+def run_batch_inference(cfg) -> dict:
+    """Run the batch inference flow against PREFECT_API_URL or the local server."""
+    from flows.batch_inference import batch_inference
+
+    with _prefect_settings():
+        return batch_inference(cfg)
+
+
+def format_batch(result: dict) -> str:
+    """What `modalops infer` prints: the batch's summary and where its outputs are."""
+    from modalops.infer.report import summary_markdown
+
+    review = result.get("review") or {}
+    where = (
+        review.get("url") or f"import file {review.get('import_json')} (no Label Studio running)"
+    )
+    return "\n".join(
+        [
+            summary_markdown(result["summary"], {"predictions": result["predictions_key"]}, ""),
+            f"- review: {review.get('tasks', 0)} tasks, {review.get('imported', 0)} new in {where}",
+            f"- MLflow run {result['mlflow_run_id']}",
+        ]
+    )
+
+
+@app.command()
+def infer(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Batch inference with the registered model on new recordings (see `inference.*`)."""
+    from modalops.dataset.spec import SpecError
+    from modalops.infer import ModelNotFound
+
+    cfg = _load(config, set_)
+    try:
+        result = run_batch_inference(cfg)
+    except (ModelNotFound, SpecError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(format_batch(result))
+
+
+@app.command()
+def feedback(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Pull completed reviews from Label Studio into versioned label corrections."""
+    from flows.feedback import feedback as feedback_flow
+
+    cfg = _load(config, set_)
+    with _prefect_settings():
+        try:
+            result = feedback_flow(cfg)
+        except RuntimeError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

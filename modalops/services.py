@@ -4,6 +4,7 @@ an S3-compatible endpoint. Plain subprocesses, so nothing here imports Prefect o
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -153,3 +154,141 @@ def start_s3_server(log_dir: Path, port: int | None = None, timeout_s: float = 6
         Service("moto", url, proc, log_path).stop()
         raise ServiceError(f"moto S3 server did not start on port {port}; see {log_path}")
     return Service("moto", url, proc, log_path)
+
+
+DEFAULT_WORK_POOL = "modalops-process"
+
+
+def local_prefect_api(home: Path, port: int = 4200, on_start=None) -> str:
+    """PREFECT_API_URL if set, else the server started earlier with `home`, else a new one
+    (on `port`, or a free port if that one is taken); `on_start()` is called before starting."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    api = find_prefect_server(home)
+    if api:
+        return api
+    if on_start is not None:
+        on_start()
+    return start_prefect_server(home, port=free_port() if port_is_open(port) else port).url
+
+
+def _worker_pid_file(home: Path, pool: str) -> Path:
+    return Path(home) / f"worker-{pool}.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped) is not a running worker
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+def _worker_online(api_url: str, pool: str, name: str) -> bool:
+    """Whether the server lists worker `name` in `pool` (Prefect's REST API, no client)."""
+    req = urllib.request.Request(
+        f"{api_url}/work_pools/{pool}/workers/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 (local URL)
+            workers = json.load(resp)
+    except (OSError, ValueError):
+        return False
+    return any(w.get("name") == name for w in workers)
+
+
+def start_prefect_worker(
+    home: Path,
+    api_url: str,
+    pool: str = DEFAULT_WORK_POOL,
+    timeout_s: float = 120.0,
+    query_seconds: float = 5.0,
+    env: dict[str, str] | None = None,
+) -> Service:
+    """A `prefect worker start --type process` on `pool` (created if absent), in its own process
+    group, with a pid file and a log under `home`.
+
+    The worker runs with this interpreter's `prefect`, so flow runs use the project's venv; it
+    polls every `query_seconds` (Prefect's default, 10 s, makes a UI-triggered run sit
+    "Scheduled" for a while). `env` is added to the worker's environment (flow runs inherit it).
+    """
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    name = f"{pool}-worker-{os.getpid()}-{int(time.time())}"
+    worker_env = dict(os.environ)
+    worker_env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_WORKER_QUERY_SECONDS=str(query_seconds),
+        **(env or {}),
+    )
+    prefect_bin = str(Path(sys.executable).with_name("prefect"))
+    log_path = home / f"worker-{pool}.log"
+    cmd = [prefect_bin, "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+    proc = _spawn("prefect-worker", cmd, worker_env, log_path)
+    service = Service("prefect-worker", api_url, proc, log_path)
+    deadline = time.monotonic() + timeout_s
+    while not _worker_online(api_url, pool, name):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            service.stop()
+            raise ServiceError(
+                f"Prefect worker for pool {pool!r} did not come online at {api_url}; see {log_path}"
+            )
+        time.sleep(0.5)
+    _worker_pid_file(home, pool).write_text(f"{proc.pid} {api_url} {name}\n")
+    return service
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker started by `start_prefect_worker`, as its pid file records it."""
+
+    pid: int
+    api_url: str
+    name: str
+    log_path: Path
+
+
+def find_prefect_worker(home: Path, pool: str = DEFAULT_WORK_POOL) -> WorkerInfo | None:
+    """The worker started earlier with `home` for `pool`, if it still runs."""
+    pid_file = _worker_pid_file(home, pool)
+    if not pid_file.exists():
+        return None
+    try:
+        pid_text, api_url, name = pid_file.read_text().split()
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    # a recycled pid belongs to some other program
+    if cmdline.exists() and b"worker" not in cmdline.read_bytes():
+        return None
+    if not _pid_alive(pid):
+        return None
+    return WorkerInfo(pid, api_url, name, Path(home) / f"worker-{pool}.log")
+
+
+def stop_prefect_worker(home: Path, pool: str = DEFAULT_WORK_POOL, timeout_s: float = 15.0) -> bool:
+    """Stop the worker started with `home` for `pool` (its whole process group); False if none."""
+    worker = find_prefect_worker(home, pool)
+    _worker_pid_file(home, pool).unlink(missing_ok=True)
+    if worker is None:
+        return False
+    pid = worker.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return True

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from modalops.cli import ConfigOpt, SetOpt, _load, format_summary, run_flow
+from modalops.cli import ConfigOpt, SetOpt, _load, _prefect_api, format_summary, run_flow
+from modalops.deploy_cli import deploy_and_serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 DEMO_RAW = Path(".modalops") / "raw" / "demo"
@@ -31,6 +32,9 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
         generate_demo_data(raw, DemoDataConfig())
     summary = run_flow(cfg)
     typer.echo(format_summary(summary, cfg, time.monotonic() - started))
+    # leave the UI usable: the deployments registered with this config, and a worker serving them
+    typer.echo("")
+    deploy_and_serve(cfg, _prefect_api())
 
 
 @app.command("data")

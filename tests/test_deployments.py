@@ -1,0 +1,153 @@
+"""The deployments (flows/deployments.py) and the worker (modalops.services), against a real
+Prefect server: pool, schedule, entrypoint, working directory, parameters; start/find/stop."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.deployments import (
+    DEPLOYMENTS,
+    DeploySettings,
+    FlowDeployment,
+    deploy_flows,
+    flow_parameters,
+    job_variables,
+)
+from modalops.config import PipelineConfig, load_config
+from modalops.services import find_prefect_worker, start_prefect_worker, stop_prefect_worker
+from tests.conftest import REPO
+
+TRAINING = "flows/training_pipeline.py:training_pipeline"
+
+
+def _read_deployment(api: str, deployment_id: str):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        return client.read_deployment(deployment_id)
+
+
+def test_the_list_names_the_three_flows_and_only_training_is_scheduled():
+    assert [d.entrypoint for d in DEPLOYMENTS] == [
+        TRAINING,
+        "flows/batch_inference.py:batch_inference",
+        "flows/feedback.py:feedback",
+    ]
+    assert [d.scheduled for d in DEPLOYMENTS] == [True, False, False]
+
+
+def test_runs_use_the_venv_python_in_the_repo_folder():
+    jv = job_variables(DeploySettings())
+    assert jv["working_dir"] == str(REPO)
+    assert jv["command"].split()[0] == sys.executable
+    assert jv["command"].endswith("-m prefect.engine")
+
+
+def test_only_pipeline_config_parameters_get_the_config():
+    cfg = PipelineConfig(name="x")
+
+    def flow_fn(cfg: PipelineConfig, limit: int = 3) -> None: ...
+
+    assert flow_parameters(flow_fn, cfg) == {"cfg": cfg.model_dump(mode="json")}
+    assert flow_parameters(lambda limit=3: None, cfg) == {}
+
+
+def test_training_deployment_on_the_process_pool_with_a_utc_cron(prefect_api):
+    cfg = load_config([REPO / "configs" / "ci.yaml"], ["train.max_epochs=4"])
+    settings = DeploySettings(pool="modalops-test-deploy", cron="15 4 * * 1")
+    log: list[str] = []
+    deployments = (
+        DEPLOYMENTS[0],
+        FlowDeployment("flows/no_such_flow.py:nothing", "absent"),
+        FlowDeployment("flows/training_pipeline.py:no_such_function", "does not import"),
+    )
+    deployed = deploy_flows(cfg, prefect_api, settings, log=log.append, deployments=deployments)
+
+    assert [d.entrypoint for d in deployed] == [TRAINING]
+    assert any("flows/no_such_flow.py does not exist yet" in line for line in log), log
+    assert any("no_such_function does not import" in line for line in log), log
+    dep = deployed[0]
+    assert dep.full_name == f"training_pipeline/{cfg.name}"
+    assert dep.url == f"{prefect_api.removesuffix('/api')}/deployments/deployment/{dep.id}"
+
+    remote = _read_deployment(prefect_api, dep.id)
+    assert remote.work_pool_name == "modalops-test-deploy"
+    assert remote.entrypoint == TRAINING
+    assert remote.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+    ]
+    assert remote.job_variables == job_variables(settings)
+    [schedule] = remote.schedules
+    assert schedule.active
+    assert schedule.schedule.cron == "15 4 * * 1"
+    assert schedule.schedule.timezone == "UTC"
+    # the run form starts from the loaded config
+    assert remote.parameters["cfg"]["train"]["max_epochs"] == 4
+    assert remote.parameters["cfg"]["registry"]["model_name"] == "modalops-ci"
+
+    # deploying again updates the same deployment (no duplicates in the UI)
+    again = deploy_flows(cfg, prefect_api, settings, log=log.append)
+    assert again[0].id == dep.id
+
+
+def test_no_schedule_when_cron_is_empty(prefect_api):
+    cfg = PipelineConfig(name="modalops-unscheduled")
+    settings = DeploySettings(pool="modalops-test-deploy", cron=None)
+    [dep] = deploy_flows(
+        cfg, prefect_api, settings, log=lambda _: None, deployments=DEPLOYMENTS[:1]
+    )
+    assert _read_deployment(prefect_api, dep.id).schedules == []
+
+
+def test_a_pool_of_another_type_is_refused(prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as c:
+        c.create_work_pool(WorkPoolCreate(name="modalops-test-k8s", type="kubernetes"))
+    with pytest.raises(ValueError, match="'modalops-test-k8s' exists with type 'kubernetes'"):
+        deploy_flows(
+            PipelineConfig(),
+            prefect_api,
+            DeploySettings(pool="modalops-test-k8s"),
+            log=lambda _: None,
+            deployments=DEPLOYMENTS[:1],
+        )
+
+
+def test_worker_start_find_stop(prefect_api, tmp_path):
+    home = tmp_path / "prefect-home"
+    assert find_prefect_worker(home, "modalops-test-worker") is None
+    service = start_prefect_worker(home, prefect_api, "modalops-test-worker")
+    try:
+        found = find_prefect_worker(home, "modalops-test-worker")
+        assert found is not None
+        assert found.pid == service.proc.pid
+        assert found.api_url == prefect_api
+        assert os.getpgid(found.pid) == found.pid  # its own process group
+        assert found.log_path.exists()
+        # another pool has no worker
+        assert find_prefect_worker(home, "modalops-other") is None
+        assert stop_prefect_worker(home, "modalops-test-worker") is True
+        service.proc.wait(timeout=30)
+        assert find_prefect_worker(home, "modalops-test-worker") is None
+        assert stop_prefect_worker(home, "modalops-test-worker") is False
+    finally:
+        service.stop()
+
+
+def test_worker_status_cli_says_when_none_runs(tmp_path, monkeypatch):
+    from modalops.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(app, ["worker", "status", "--pool", "nobody"])
+    assert out.exit_code == 1
+    assert "no worker running for pool 'nobody'" in out.output
+    assert not Path(".modalops").exists()  # status starts nothing

@@ -1,0 +1,356 @@
+"""The Prefect UI, driven in a real browser: an ML engineer starts a training run from the
+deployment's run form with one parameter changed, a real process worker runs it, MLflow registers
+the new model version, and the MLflow UI shows its run.
+
+Headless Debian chromium (/usr/bin/chromium, `make browser`) through the PyPI `playwright`
+package; no `playwright install`. Screenshots of every step go to the test's tmp folder and,
+with MODALOPS_UPDATE_SCREENSHOTS=1, to docs/screenshots/ (docs/ui.md shows them).
+
+Adding a UI step (e.g. Label Studio showing a task with its prediction): start the service in a
+fixture like `mlflow_ui`, then in the test body
+
+    with ui_step("label studio task", page, shots):
+        page.goto(...); page.get_by_text(...).wait_for(); shots.take(page, "05-label-studio-task")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from modalops.services import (
+    Service,
+    ServiceError,
+    free_port,
+    start_prefect_worker,
+    wait_http,
+)
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT_DOCS = REPO / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+# The first load of the Prefect UI bundle takes a while on 2 shared cores.
+UI_TIMEOUT_MS = 120_000
+RUN_TIMEOUT_S = 900
+POOL = "modalops-ui-test"
+CHANGED_EPOCHS = 2  # configs/ci.yaml says 3: the form's change must reach the flow and MLflow
+# As root, chromium needs --no-sandbox; the network flags keep it off the (closed) internet.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# ---- helpers shared by the steps -------------------------------------------------------------
+
+
+class Screenshots:
+    """PNGs of each step in `folder`; copied to docs/screenshots/ when MODALOPS_UPDATE_SCREENSHOTS=1."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.update_docs = os.environ.get("MODALOPS_UPDATE_SCREENSHOTS") == "1"
+
+    def take(self, page, name: str, docs: bool = True) -> Path:
+        path = self.folder / f"{name}.png"
+        page.screenshot(path=str(path))
+        if docs and self.update_docs:
+            SCREENSHOT_DOCS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOT_DOCS / path.name)
+        return path
+
+
+@contextlib.contextmanager
+def ui_step(name: str, page, shots: Screenshots) -> Iterator[None]:
+    """Name the step that failed (and keep a screenshot of the page as it was then)."""
+    started = time.monotonic()
+    try:
+        yield
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            shots.take(page, f"FAILED-{name.replace(' ', '-')}", docs=False)
+        raise AssertionError(
+            f"UI step {name!r} failed after {time.monotonic() - started:.0f} s at {page.url}: "
+            f"{type(exc).__name__}: {exc}\n(screenshot in {shots.folder})"
+        ) from exc
+    print(f"UI step {name!r}: {time.monotonic() - started:.1f} s")
+
+
+def start_mlflow_ui(backend_uri: str, log_dir: Path, timeout_s: float = 120.0) -> Service:
+    """`mlflow server` on a free 127.0.0.1 port over the test's SQLite tracking store."""
+    port = free_port()
+    log_path = log_dir / "mlflow-ui.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    service = Service("mlflow-ui", url, proc, log_path)
+    if not wait_http(f"{url}/health", timeout_s, proc):
+        service.stop()
+        raise ServiceError(f"mlflow server did not start on port {port}; see {log_path}")
+    return service
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DeployedStack:
+    """A real server, a real worker, and the deployments registered with a tiny config."""
+
+    api_url: str
+    ui_url: str
+    cfg: object  # PipelineConfig
+    deployment: object  # flows.deployments.Deployed
+    tracking_uri: str
+    worker: Service
+
+
+@pytest.fixture
+def deployed_stack(prefect_api, tmp_path) -> Iterator[DeployedStack]:
+    from flows.deployments import DeploySettings, deploy_flows, ui_url
+    from modalops.config import load_config
+    from modalops.store import open_store
+    from modalops_demo.generate import DemoDataConfig, generate_demo_data
+
+    raw_uri, store_uri = str(tmp_path / "raw"), str(tmp_path / "store")
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    generate_demo_data(open_store(raw_uri), DemoDataConfig(sessions=10, duration_s=30.0, seed=3))
+    cfg = load_config(
+        [REPO / "configs" / "ci.yaml"],
+        [
+            f"store.uri={store_uri}",
+            f"ingest.raw_uri={raw_uri}",
+            f"registry.tracking_uri={tracking_uri}",
+        ],
+    )
+    deployed = deploy_flows(cfg, prefect_api, DeploySettings(pool=POOL), log=print)
+    training = next(d for d in deployed if d.flow_name == "training_pipeline")
+    worker = start_prefect_worker(tmp_path / "worker-home", prefect_api, POOL)
+    try:
+        yield DeployedStack(prefect_api, ui_url(prefect_api), cfg, training, tracking_uri, worker)
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def mlflow_ui(deployed_stack, tmp_path) -> Iterator[str]:
+    server = start_mlflow_ui(deployed_stack.tracking_uri, tmp_path / "mlflow-ui")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page():
+    """A headless chromium page (1280x800) with generous default timeouts."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            pg = browser.new_page(viewport=VIEWPORT)
+            pg.set_default_timeout(UI_TIMEOUT_MS)
+            pg.set_default_navigation_timeout(UI_TIMEOUT_MS)
+            yield pg
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Screenshots:
+    return Screenshots(tmp_path / "screenshots")
+
+
+# ---- steps ------------------------------------------------------------------------------------
+
+
+def wait_flow_run(api_url: str, flow_run_id: str, timeout_s: float, worker_log: Path):
+    """Poll the Prefect API until the run is final; its FlowRun."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout_s
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            if time.monotonic() > deadline:
+                tail = worker_log.read_text(errors="replace")[-3000:]
+                raise AssertionError(
+                    f"flow run {flow_run_id} still {run.state_name} after {timeout_s:.0f} s;"
+                    f" worker log ({worker_log}):\n{tail}"
+                )
+            time.sleep(3)
+
+
+def ui_started_run(api_url: str, deployment_id: str, timeout_s: float = 60.0) -> str:
+    """The id of the one flow run of the deployment that its schedule did not create."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    only = DeploymentFilter(id=DeploymentFilterId(any_=[UUID(deployment_id)]))
+    deadline = time.monotonic() + timeout_s
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while True:
+            # the sync client sends sort/limit as null unless given (422 from the server)
+            found = client.read_flow_runs(
+                deployment_filter=only, sort=FlowRunSort.ID_DESC, limit=50
+            )
+            runs = [r for r in found if not r.auto_scheduled]
+            if runs or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert len(runs) == 1, f"expected one run started from the UI, got {[r.name for r in runs]}"
+    return str(runs[0].id)
+
+
+def mlflow_params(client, run_id: str) -> dict[str, str]:
+    """The params of a run and of its parent run (registration may log them on either)."""
+    run = client.get_run(run_id)
+    params = dict(run.data.params)
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if parent:
+        params = {**client.get_run(parent).data.params, **params}
+    return params
+
+
+def test_training_run_started_from_the_prefect_ui(deployed_stack, mlflow_ui, page, shots):
+    import mlflow
+
+    stack = deployed_stack
+    dep = stack.deployment
+    model_name = stack.cfg.registry.model_name
+    client = mlflow.MlflowClient(tracking_uri=stack.tracking_uri)
+    versions_before = {v.version for v in client.search_model_versions(f"name = '{model_name}'")}
+    started = time.monotonic()
+
+    with ui_step("deployments list", page, shots):
+        page.goto(f"{stack.ui_url}/deployments")
+        # every flow's deployment carries the config's name: the training one is found by its id
+        row = page.locator(f"a[href*='/deployments/deployment/{dep.id}']").first
+        row.wait_for()
+        assert dep.name in row.inner_text()
+        page.get_by_text(dep.flow_name).first.wait_for()
+        shots.take(page, "01-deployments")
+
+    with ui_step("open the training deployment", page, shots):
+        row.click()
+        page.wait_for_url(f"**/deployments/deployment/{dep.id}**")
+        # the schedule and the worker's pool are on the deployment page
+        page.get_by_text(POOL).first.wait_for()
+        page.get_by_text("every day").first.wait_for()
+
+    with ui_step("custom run form", page, shots):
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Custom run").first.click()
+        page.wait_for_url(f"**/deployments/deployment/{dep.id}/run**")
+        epochs = page.locator(
+            "xpath=//span[normalize-space()='Max Epochs (Optional)']"
+            "/ancestor::div[contains(concat(' ', @class, ' '), ' schema-form-property ')][1]"
+            "//input[@type='number']"
+        )
+        epochs.wait_for()
+        # the form starts from the deployment's parameters, i.e. the loaded config
+        assert epochs.input_value() == str(stack.cfg.train.max_epochs)
+        epochs.fill(str(CHANGED_EPOCHS))
+        epochs.blur()
+        assert epochs.input_value() == str(CHANGED_EPOCHS)
+        epochs.evaluate("e => e.scrollIntoView({block: 'center'})")
+        shots.take(page, "02-custom-run-form")
+
+    with ui_step("submit the run", page, shots):
+        page.get_by_role("button", name="Submit", exact=True).click()
+        # the UI goes back to the deployment page; the run is the one not made by the schedule
+        page.wait_for_url(f"**/deployments/deployment/{dep.id}?**")
+        flow_run_id = ui_started_run(stack.api_url, dep.id)
+
+    flow_run = wait_flow_run(stack.api_url, flow_run_id, RUN_TIMEOUT_S, stack.worker.log_path)
+    run_seconds = time.monotonic() - started
+    print(f"flow run {flow_run.name} final after {run_seconds:.0f} s: {flow_run.state_name}")
+    assert flow_run.state.is_completed(), (
+        f"flow run {flow_run_id} ended {flow_run.state_name}: {flow_run.state.message}\n"
+        + stack.worker.log_path.read_text(errors="replace")[-3000:]
+    )
+    assert flow_run.deployment_id is not None and str(flow_run.deployment_id) == dep.id
+    assert flow_run.work_pool_name == POOL
+    assert flow_run.parameters["cfg"]["train"]["max_epochs"] == CHANGED_EPOCHS
+    # everything else came from the deployment's parameters unchanged
+    assert flow_run.parameters["cfg"]["name"] == stack.cfg.name
+
+    with ui_step("completed flow run", page, shots):
+        page.goto(f"{stack.ui_url}/runs/flow-run/{flow_run_id}")
+        page.get_by_text(flow_run.name).first.wait_for()
+        page.get_by_text("Completed").first.wait_for()
+        # the worker's flow-run process shipped its logs to the server
+        page.get_by_text("Finished in state Completed").first.wait_for()
+        shots.take(page, "03-flow-run-completed")
+
+    # MLflow: a new version of the config's model, trained with the value set in the form
+    new_versions = [
+        v
+        for v in client.search_model_versions(f"name = '{model_name}'")
+        if v.version not in versions_before
+    ]
+    assert len(new_versions) == 1, f"expected one new version of {model_name}: {new_versions}"
+    version = new_versions[0]
+    assert version.tags.get("prefect_flow_run_id") == flow_run_id, version.tags
+    params = mlflow_params(client, version.run_id)
+    assert params.get("train.max_epochs") == str(CHANGED_EPOCHS), json.dumps(params)[:2000]
+    run = client.get_run(version.run_id)
+
+    with ui_step("mlflow run page", page, shots):
+        page.goto(f"{mlflow_ui}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+        page.get_by_text(run.info.run_name).first.wait_for()
+        page.get_by_text(run.info.run_id).first.wait_for()
+        # MLflow 3 opens an assistant side panel; the run is what the screenshot is for
+        with contextlib.suppress(Exception):
+            page.get_by_role("button", name="Close").first.click(timeout=3000)
+        shots.take(page, "04-mlflow-run")
+
+    print(f"UI test: {time.monotonic() - started:.0f} s from the deployments page to MLflow")

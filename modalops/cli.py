@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from modalops.deploy_cli import deploy, worker_app
+from modalops.privacy_cli import privacy_app
 from modalops.review.cli import review_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -21,6 +22,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(server_app, name="server")
 app.add_typer(worker_app, name="worker")
 app.add_typer(review_app, name="review")
+app.add_typer(privacy_app, name="privacy")
 app.command()(deploy)
 
 STATE_DIR = Path(".modalops")
@@ -102,6 +104,8 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 def format_summary(summary: dict, cfg, seconds: float) -> str:
     """The short table printed after a run (`modalops run --summary`, `make demo`)."""
+    from modalops.register.registry import redact_uri
+
     uni = summary["unimodal_macro_f1"]
     width = max(len(m) for m in [*uni, "fused"]) + 2
     lines = [
@@ -125,7 +129,9 @@ def format_summary(summary: dict, cfg, seconds: float) -> str:
         *_stage_lines(summary),
         "",
         "UIs:",
-        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {cfg.registry.tracking_uri} --port 5000",
+        # loopback only, and never the database password a tracking URI may carry
+        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {redact_uri(cfg.registry.tracking_uri)}"
+        " --host 127.0.0.1 --port 5000",
         f"  Prefect  {_prefect_ui_hint()}",
     ]
     return "\n".join(lines)
@@ -323,7 +329,7 @@ def run_batch_inference(cfg) -> dict:
         return batch_inference(cfg)
 
 
-def format_batch(result: dict) -> str:
+def format_batch(result: dict, store_uri: str = "") -> str:
     """What `modalops infer` prints: the batch's summary and where its outputs are."""
     from modalops.infer.report import summary_markdown
 
@@ -333,7 +339,9 @@ def format_batch(result: dict) -> str:
     )
     return "\n".join(
         [
-            summary_markdown(result["summary"], {"predictions": result["predictions_key"]}, ""),
+            summary_markdown(
+                result["summary"], {"predictions": result["predictions_key"]}, store_uri
+            ),
             f"- review: {review.get('tasks', 0)} tasks, {review.get('imported', 0)} new in {where}",
             f"- MLflow run {result['mlflow_run_id']}",
         ]
@@ -352,7 +360,7 @@ def infer(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     except (ModelNotFound, SpecError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
-    typer.echo(format_batch(result))
+    typer.echo(format_batch(result, cfg.store.uri))
 
 
 @app.command()

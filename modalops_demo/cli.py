@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from modalops.cli import ConfigOpt, SetOpt, _load, _prefect_api, format_summary, run_flow
+from modalops.cli import (
+    ConfigOpt,
+    SetOpt,
+    _load,
+    _prefect_api,
+    format_batch,
+    format_summary,
+    run_batch_inference,
+    run_flow,
+)
 from modalops.deploy_cli import deploy_and_serve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -32,6 +41,15 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
         generate_demo_data(raw, DemoDataConfig())
     summary = run_flow(cfg)
     typer.echo(format_summary(summary, cfg, time.monotonic() - started))
+    # the production loop on the champion's held-out sessions: what verification would route
+    # to review, and how often those windows are wrong compared with the accepted ones
+    held_out = cfg.model_copy(
+        update={"inference": cfg.inference.model_copy(update={"sessions": "champion_test"})}
+    )
+    typer.echo("")
+    typer.echo(format_batch(run_batch_inference(held_out), cfg.store.uri))
+    typer.echo("  review them: .venv/bin/modalops review start, then .venv/bin/modalops infer "
+               "--set inference.sessions=champion_test (docs/inference.md)")  # fmt: skip
     # leave the UI usable: the deployments registered with this config, and a worker serving them
     typer.echo("")
     deploy_and_serve(cfg, _prefect_api())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,53 @@ def s3_bucket(s3_server, monkeypatch) -> str:
     name = f"modalops-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_server.url).create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+def _label_studio_venv() -> Path:
+    from modalops.review.service import VENV_ENV
+
+    return Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
+
+
+def pytest_collection_finish(session) -> None:
+    """Start installing Label Studio's own venv (first time on a machine: minutes) in the
+    background as soon as a collected test needs it, so the install overlaps other tests."""
+    if not any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    import threading
+
+    from modalops.review.service import ensure_installed
+
+    venv = _label_studio_venv()
+    home = venv.parent
+
+    def install() -> None:
+        # a failure here is reported by the fixture, which runs the same install again
+        with contextlib.suppress(Exception):
+            ensure_installed(home, venv=venv)
+
+    threading.Thread(target=install, name="label-studio-install", daemon=True).start()
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> Iterator[dict]:
+    """A started Label Studio 1.23.2 (its own venv, a temp home, a free port on 127.0.0.1)."""
+    from modalops.review.service import credentials, start_label_studio, stop_label_studio
+    from modalops.services import free_port
+
+    venv = _label_studio_venv()
+    home = tmp_path_factory.mktemp("labelstudio-home")
+    port = free_port()
+    state = {"home": home, "port": port, "venv": venv}
+    state["service"] = start_label_studio(home, port=port, venv=venv, timeout_s=900)
+    state["url"] = state["service"].url
+    creds = credentials(home)
+    state.update(token=creds["token"], username=creds["username"], password=creds["password"])
+    try:
+        yield state
+    finally:
+        stop_label_studio(home)
+        state["service"].stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,9 @@ its own server on a free port with a temporary home.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -23,32 +20,16 @@ from modalops.dataset.spec import DatasetSpec, load_spec_file
 from modalops.review.client import REVIEW_COLUMNS, ReviewClient, ReviewError, resolve_review_target
 from modalops.review.labeling import CHOICES_NAME, HEADER_NAME
 from modalops.review.service import (
-    VENV_ENV,
     credentials,
     find_label_studio,
     start_label_studio,
     stop_label_studio,
 )
 from modalops.review.tasks import build_tasks
-from modalops.services import free_port, port_is_open
-from tests.conftest import REPO
+from modalops.services import port_is_open
 from tests.test_review import DEMO_SPEC, review_items
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory) -> Iterator[dict]:
-    """A started Label Studio (temp home, free port) and what the tests need to reach it."""
-    venv = Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
-    home = tmp_path_factory.mktemp("labelstudio-home")
-    port = free_port()
-    service = start_label_studio(home, port=port, venv=venv, timeout_s=600)
-    try:
-        yield {"home": home, "port": port, "url": service.url, "service": service}
-    finally:
-        stop_label_studio(home)
-        service.stop()
 
 
 def _api(url: str, token: str, path: str, body: dict | None = None) -> dict:
@@ -160,8 +141,12 @@ def test_changed_spec_is_refused_not_imported_into(label_studio):
 
 
 def test_stop_closes_the_port(label_studio):
-    # last in this module: stops the session's server
     assert stop_label_studio(label_studio["home"]) is True
     assert not port_is_open(label_studio["port"])
     assert find_label_studio(label_studio["home"]) is None
     assert stop_label_studio(label_studio["home"]) is False
+    # started again on the same home (its data kept, so ~7 s) for any later test of the session
+    label_studio["service"] = start_label_studio(
+        label_studio["home"], port=label_studio["port"], venv=label_studio["venv"]
+    )
+    assert find_label_studio(label_studio["home"]) is not None

@@ -52,7 +52,8 @@ def summary_markdown(summary: Mapping[str, Any], keys: Mapping[str, str], store_
             f"{_f(s.get('error_rate_accepted'))}; {_f(s.get('errors_caught_share'))} of errors "
             "routed to review"
         )
-    lines += ["", "Outputs:", *(f"- {k}: `{store_uri.rstrip('/')}/{v}`" for k, v in keys.items())]
+    root = f"{store_uri.rstrip('/')}/" if store_uri else ""
+    lines += ["", "Outputs:", *(f"- {k}: `{root}{v}`" for k, v in keys.items())]
     return "\n".join(lines)
 
 

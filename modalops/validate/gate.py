@@ -367,7 +367,9 @@ def _quarantine_losses(
     """
     if not {"session_id", "stream", "status"} <= set(catalog.columns):
         return 0, 0, []
-    q = catalog[catalog["status"].eq("quarantined")]
+    # sessions not labelled yet give no samples whatever their files: nothing is lost there
+    unlabelled = catalog.loc[catalog["status"].eq("absent"), "session_id"]
+    q = catalog[catalog["status"].eq("quarantined") & ~catalog["session_id"].isin(unlabelled)]
     if q.empty:
         return 0, 0, []
     have = set(stats["session_id"].astype(str))

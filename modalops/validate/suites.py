@@ -106,7 +106,8 @@ def catalog_rules(spec, cfg: ValidateConfig) -> list[Rule]:
         Rule("catalog_session_id", "session_id", "not_null"),
         Rule("catalog_stream", "stream", "in_set", value_set=(*spec.stream_names, *SESSION_FILES)),
         Rule("catalog_kind", "kind", "in_set", value_set=tuple(kinds)),
-        Rule("catalog_status", "status", "in_set", value_set=("ok", "quarantined")),
+        # absent: a labels row of a session nobody labelled (or reviewed) yet
+        Rule("catalog_status", "status", "in_set", value_set=("ok", "quarantined", "absent")),
         Rule("catalog_quarantine_reason", "quarantined_without_reason", "in_set",
              value_set=(False,), note="every quarantined stream says why"),
         Rule("catalog_duration", "ok_duration_s", "between", min_value=0.0, max_value=86400.0),

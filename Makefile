@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean install browser review-venv
+.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv
 
 install: $(STAMP)
 
@@ -23,11 +23,18 @@ review-venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modalops-demo run
 
-# Debian's chromium for tests/test_ui.py (Playwright drives it; no browser download).
-browser:
-	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+# Debian packages the tests drive: chromium (tests/test_ui.py, through Playwright; no browser
+# download) and docker-compose (tests/test_infra.py validates infra/compose.yaml offline; there
+# is no daemon). One apt-get run, only for what is missing.
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-test: $(STAMP) browser
+browser compose: system-deps
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -106,6 +106,7 @@ def format_summary(summary: dict, cfg, seconds: float) -> str:
     """The short table printed after a run (`modalops run --summary`, `make demo`)."""
     from modalops.register.registry import redact_uri
 
+    uri = redact_uri(cfg.registry.tracking_uri)  # never the database password it may carry
     uni = summary["unimodal_macro_f1"]
     width = max(len(m) for m in [*uni, "fused"]) + 2
     lines = [
@@ -129,9 +130,7 @@ def format_summary(summary: dict, cfg, seconds: float) -> str:
         *_stage_lines(summary),
         "",
         "UIs:",
-        # loopback only, and never the database password a tracking URI may carry
-        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {redact_uri(cfg.registry.tracking_uri)}"
-        " --host 127.0.0.1 --port 5000",
+        f"  MLflow   .venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}",
         f"  Prefect  {_prefect_ui_hint()}",
     ]
     return "\n".join(lines)

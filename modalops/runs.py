@@ -21,6 +21,8 @@ class RunContext:
     endpoint_url: str | None
     run_key: str
     flow_run_id: str | None = None
+    retry_mode: str = "standard"  # the S3 client's retries (StoreConfig)
+    max_attempts: int = 8
 
     @property
     def prefix(self) -> str:
@@ -30,7 +32,12 @@ class RunContext:
         return join_key(self.prefix, *parts)
 
     def store(self) -> ObjectStore:
-        return open_store(self.store_uri, endpoint_url=self.endpoint_url)
+        return open_store(
+            self.store_uri,
+            endpoint_url=self.endpoint_url,
+            retry_mode=self.retry_mode,
+            max_attempts=self.max_attempts,
+        )
 
 
 def new_run(store: StoreConfig, flow_run_id: str | None = None) -> RunContext:
@@ -40,6 +47,8 @@ def new_run(store: StoreConfig, flow_run_id: str | None = None) -> RunContext:
         endpoint_url=store.endpoint_url,
         run_key=f"{stamp}-{uuid.uuid4().hex[:6]}",
         flow_run_id=flow_run_id,
+        retry_mode=store.retry_mode,
+        max_attempts=store.max_attempts,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Any
@@ -11,6 +13,13 @@ from typing import IO, Any
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the URI."""
+
+
+# Defaults for the S3 client's retries (StoreConfig.retry_mode / max_attempts describe them).
+DEFAULT_RETRY_MODE = "standard"
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 60.0
 
 
 def join_key(*parts: str) -> str:
@@ -102,19 +111,24 @@ class LocalStore(ObjectStore):
     def uri(self, key: str = "") -> str:
         return str(self._path(key))
 
-    def put_bytes(self, key: str, data: bytes) -> str:
+    def _write_atomically(self, key: str, write) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)  # atomic: readers never see a half-written object
+        # a temp name of its own per writer: two writers of one key never share a half file
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            write(tmp)
+            os.replace(tmp, path)  # atomic: readers see the old object or the new one, whole
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return str(path)
 
+    def put_bytes(self, key: str, data: bytes) -> str:
+        return self._write_atomically(key, lambda tmp: tmp.write_bytes(data))
+
     def put_file(self, key: str, path: str | Path) -> str:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        return str(dest)
+        return self._write_atomically(key, lambda tmp: shutil.copyfile(path, tmp))
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -150,7 +164,15 @@ class LocalStore(ObjectStore):
 class S3Store(ObjectStore):
     """An S3-compatible bucket (AWS, MinIO, moto server); credentials from the AWS chain."""
 
-    def __init__(self, uri: str, endpoint_url: str | None = None):
+    def __init__(
+        self,
+        uri: str,
+        endpoint_url: str | None = None,
+        retry_mode: str | None = None,
+        max_attempts: int | None = None,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
+    ):
         if not uri.startswith("s3://"):
             raise StoreError(f"not an s3:// URI: {uri!r}")
         rest = uri[len("s3://") :]
@@ -160,18 +182,44 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/")
         self.root = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        # explicit argument, else the AWS variables botocore itself reads, else our defaults
+        self.retry_mode = retry_mode or os.environ.get("AWS_RETRY_MODE") or DEFAULT_RETRY_MODE
+        self.max_attempts = int(
+            max_attempts or os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS
+        )
+        self.connect_timeout_s = connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S
+        self.read_timeout_s = read_timeout_s or DEFAULT_READ_TIMEOUT_S
+        self.retries = 0  # retried requests and body reads so far (botocore's and ours)
         self._client = None
 
     def _options(self) -> dict[str, Any]:
-        return {"endpoint_url": self.endpoint_url}
+        return {
+            "endpoint_url": self.endpoint_url,
+            "retry_mode": self.retry_mode,
+            "max_attempts": self.max_attempts,
+            "connect_timeout_s": self.connect_timeout_s,
+            "read_timeout_s": self.read_timeout_s,
+        }
 
     @property
     def client(self):
         if self._client is None:
             import boto3  # imported lazily: nothing touches the network at import time
+            from botocore.config import Config
 
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url)
+            config = Config(
+                retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+                connect_timeout=self.connect_timeout_s,
+                read_timeout=self.read_timeout_s,
+            )
+            client = boto3.client("s3", endpoint_url=self.endpoint_url, config=config)
+            client.meta.events.register("after-call.s3", self._count_retries)
+            self._client = client
         return self._client
+
+    def _count_retries(self, parsed: Any = None, **_: Any) -> None:
+        if isinstance(parsed, dict):
+            self.retries += int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0))
 
     def _key(self, key: str) -> str:
         return join_key(self.prefix, key)
@@ -188,20 +236,56 @@ class S3Store(ObjectStore):
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as body:
-            return body.read()
+        """The whole object; a body cut off mid-stream (botocore retries only up to the headers)
+        is read again, and a length that differs from Content-Length counts as cut off."""
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
+        )
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+        from urllib3.exceptions import HTTPError as Urllib3Error
 
-    def open_read(self, key: str) -> IO[bytes]:
+        transient = (
+            BotoConnectionError,
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+            Urllib3Error,
+            ConnectionError,
+        )
+        for attempt in range(self.max_attempts):
+            try:
+                obj = self._get_object(key)
+                data = obj["Body"].read()
+                expected = obj.get("ContentLength")
+                if expected is not None and len(data) != int(expected):
+                    raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
+                return data
+            except transient as exc:
+                if attempt + 1 >= self.max_attempts:
+                    raise StoreError(
+                        f"reading {self.uri(key)} failed after {self.max_attempts} attempts: {exc}"
+                    ) from None
+                self.retries += 1
+                time.sleep(min(0.05 * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def _get_object(self, key: str) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NoSuchBucket"):
                 raise FileNotFoundError(f"no object at {self.uri(key)} ({code})") from None
             raise StoreError(f"reading {self.uri(key)} failed: {code or exc}") from None
-        return obj["Body"]
+
+    def open_read(self, key: str) -> IO[bytes]:
+        return self._get_object(key)["Body"]
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -209,8 +293,14 @@ class S3Store(ObjectStore):
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
-        except ClientError:
-            return False
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500 or status == 429:
+                # a server error that outlived the retries is not "absent": saying so would
+                # make a caller redo (or skip) work on a guess
+                raise StoreError(f"checking {self.uri(key)} failed: {code or exc}") from None
+            return False  # 404; 403 is what S3 answers for a missing key without ListBucket
 
     def list(self, prefix: str = "") -> list[str]:
         full = self._key(prefix)
@@ -225,10 +315,13 @@ class S3Store(ObjectStore):
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
-def open_store(uri: str, endpoint_url: str | None = None) -> ObjectStore:
-    """The store for `uri`: s3://bucket/prefix, or a local directory path (file:// allowed)."""
+def open_store(uri: str, endpoint_url: str | None = None, **s3_options: Any) -> ObjectStore:
+    """The store for `uri`: s3://bucket/prefix, or a local directory path (file:// allowed).
+
+    `s3_options` (retry_mode, max_attempts, connect_timeout_s, read_timeout_s) configure the S3
+    client's retries; see StoreConfig. A local store ignores them."""
     if uri.startswith("s3://"):
-        return S3Store(uri, endpoint_url=endpoint_url)
+        return S3Store(uri, endpoint_url=endpoint_url, **s3_options)
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     if "://" in uri:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from modalops.config.evaluate import EvaluateConfig
-from modalops.evaluate import EvaluationReport, evaluate_models, headline_metrics
+from modalops.evaluate import EvaluationReport, headline_metrics
+from modalops.evaluate.evaluation import evaluate_or_reuse
 from modalops.register.tracking import TrackingContext, log_metrics, log_store_files
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
@@ -22,9 +23,18 @@ def evaluate_classifiers(
     tracking: TrackingContext,
 ) -> EvaluationReport:
     """Score every model on the test split; write the report to the store and to MLflow
-    (`eval.*` and `evaluation/` on the parent run, `test.*` on each model's run)."""
+    (`eval.*` and `evaluation/` on the parent run, `test.*` on each model's run). The same
+    checkpoints evaluated with the same config before: that report is reused (cache hit)."""
     log = get_run_logger()
-    report = evaluate_models(run.store(), manifest, trained, cfg, out_prefix=run.key("evaluation"))
+    report, reused = evaluate_or_reuse(
+        run.store(), manifest, trained, cfg, out_prefix=run.key("evaluation")
+    )
+    if reused:
+        log.info(
+            "cache hit: evaluation of %s on dataset %s reused (same checkpoints, same config)",
+            [t.model_id for t in trained],
+            manifest.version,
+        )
     headline = report.headline_markdown()
     log.info("evaluation\n%s", headline)
     publish_markdown("evaluation-headline", f"# Evaluation\n\n{headline}", "Fused vs unimodal")

@@ -25,13 +25,22 @@ def register_model(
     tracking: TrackingContext,
 ) -> RegistrationResult:
     """The pyfunc in the fused model's MLflow run, a version linked to that run; alias
-    `challenger`, `champion` only if the gate passes. The decision also goes to the parent."""
+    `challenger`, `champion` only if the gate passes. The decision also goes to the parent.
+    Idempotent (a retry or a re-run with the same fingerprint reuses the version), so the
+    retries below never register twice."""
     log = get_run_logger()
     fused = next((t.mlflow_run_id for t in trained if t.model_id == FUSED_ID), None)
     result = register_pipeline_model(
         run, cfg, manifest, trained, report, run_id=fused, tags=version_tags(tracking)
     )
     record_registration(tracking, result, report)
+    if result.reused:
+        log.info(
+            "cache hit: %s version %s already carries this fingerprint (dataset version, fused "
+            "checkpoint, config); reused it, no new run or version",
+            cfg.registry.model_name,
+            result.model_version,
+        )
     log.info(
         "registered %s version %s, aliases %s; promoted=%s (%s)",
         cfg.registry.model_name,

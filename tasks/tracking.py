@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 
 from modalops.config.pipeline import PipelineConfig
 from modalops.register import dataset_input_of
-from modalops.register.registry import experiment_artifact_location
+from modalops.register.registry import experiment_artifact_location, redact_uri
 from modalops.register.tracking import (
     FLOW_RUN_TAG,
     RUN_KEY_TAG,
@@ -41,7 +41,7 @@ def start_tracking(run: RunContext, cfg: PipelineConfig) -> TrackingContext:
         "MLflow parent run %s in experiment %s (%s)",
         ctx.parent_run_id,
         cfg.registry.experiment,
-        ctx.tracking_uri,
+        redact_uri(ctx.tracking_uri),  # a database URI may carry its password
     )
     return ctx
 

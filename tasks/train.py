@@ -19,7 +19,7 @@ from modalops.register.tracking import (
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
 from modalops.train import FUSED_ID
-from modalops.train.training import TrainResult, balance_report, train_model
+from modalops.train.training import TrainResult, balance_report, find_trained, train_model
 from tasks.artifacts import frame_markdown, publish_markdown
 
 
@@ -33,7 +33,8 @@ def train_classifier(
     tracking: TrackingContext,
 ) -> TrainResult:
     """Train `model_id` on `streams` in its own nested MLflow run (params, dataset input,
-    per-epoch curves); its checkpoint goes to the object store."""
+    per-epoch curves); its checkpoint goes to the object store. A checkpoint already trained
+    on the same dataset version, streams and config is reused (cache hit, no training)."""
     log = get_run_logger()
     if model_id == FUSED_ID:
         # what the balancing choice does to the training distribution, shown once per run
@@ -53,6 +54,24 @@ def train_classifier(
         tags={"dataset_version": manifest.version},
     )
     log_dataset_input(tracking, dataset_input_of(manifest, manifest.dataset_spec()), [child])
+    # our own content-addressed lookup, not Prefect's cache: it survives a fresh process and a
+    # new Prefect server, and the child run still records which run trained the weights
+    cached = find_trained(run.store(), manifest, cfg, model_id, streams)
+    if cached is not None:
+        cached.mlflow_run_id = child
+        tracking.client().set_tag(child, "modalops.cache_hit", "true")
+        tracking.client().set_tag(child, "modalops.trained_in_run", cached.trained_in_run or "")
+        end_model_run(tracking, child, cached.metrics)
+        log.info(
+            "cache hit: %s on %s already trained for dataset %s (%s, trained in MLflow run %s); "
+            "not training again",
+            model_id,
+            streams,
+            manifest.version,
+            cached.checkpoint_key,
+            cached.trained_in_run,
+        )
+        return cached
     try:
         with tempfile.TemporaryDirectory(prefix=f"modalops-train-{model_id}-") as tmp:
             result = train_model(

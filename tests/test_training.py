@@ -23,7 +23,10 @@ def test_one_epoch_run_writes_checkpoint(dataset, tmp_path):
     store, manifest = dataset
     cfg = TrainConfig(max_epochs=1, batch_size=8, hidden_dim=4, streams=["camera", "vibration"])
     result = train_model(store, manifest, cfg, "fused", ["vibration", "camera"], tmp_path)
-    assert result.checkpoint_key == f"datasets/{manifest.version}/models/fused/model.pt"
+    # content-addressed: datasets/<version>/models/<model_id>/<train key>/model-<sha16>.pt
+    folder, name = result.checkpoint_key.rsplit("/", 1)
+    assert folder.startswith(f"datasets/{manifest.version}/models/fused/")
+    assert name == f"model-{result.checkpoint_sha256[:16]}.pt" and not result.cache_hit
     assert store.exists(result.checkpoint_key)
     assert result.streams == ["camera", "vibration"]
     assert result.metrics["epochs"] == 1 and 0.0 <= result.metrics["val_macro_f1"] <= 1.0

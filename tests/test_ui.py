@@ -260,7 +260,9 @@ def mlflow_params(client, run_id: str) -> dict[str, str]:
     return params
 
 
-def test_training_run_started_from_the_prefect_ui(deployed_stack, mlflow_ui, page, shots):
+def test_training_run_started_from_the_prefect_ui(
+    deployed_stack, mlflow_ui, label_studio, page, shots
+):
     import mlflow
 
     stack = deployed_stack
@@ -354,3 +356,63 @@ def test_training_run_started_from_the_prefect_ui(deployed_stack, mlflow_ui, pag
         shots.take(page, "04-mlflow-run")
 
     print(f"UI test: {time.monotonic() - started:.0f} s from the deployments page to MLflow")
+
+    # Batch inference with that model, through the batch deployment and the same worker; its
+    # routed windows go to the local Label Studio (found through its home, no token in config)
+    batch_run = run_batch_deployment(stack, label_studio)
+    assert batch_run.state.is_completed(), (
+        f"batch run ended {batch_run.state_name}: {batch_run.state.message}\n"
+        + stack.worker.log_path.read_text(errors="replace")[-3000:]
+    )
+    from modalops.review.client import ReviewClient
+
+    review = ReviewClient(label_studio["url"], label_studio["token"], "ui")
+    project = review.find_project(model_name)
+    assert project is not None, "the batch created no Label Studio project"
+    task = review._tasks(int(project["id"]), fields="all")[0]
+    predicted = task["predictions"][0]["result"][0]["value"]["choices"][0]
+
+    with ui_step("label studio task", page, shots):
+        page.goto(f"{label_studio['url']}/user/login/")
+        page.locator("input[name='email']").fill(label_studio["username"])
+        page.locator("input[name='password']").fill(label_studio["password"])
+        page.locator("button[type='submit'], input[type='submit']").first.click()
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{label_studio['url']}/projects/{project['id']}/data?task={task['id']}")
+        # the window header (session and times) and the model's answer, pre-selected
+        page.get_by_text(str(task["data"]["session_id"])).first.wait_for()
+        checked = page.locator(".ant-checkbox-wrapper-checked, .ant-radio-wrapper-checked")
+        checked.first.wait_for()
+        assert predicted in checked.first.inner_text(), checked.first.inner_text()
+        checked.first.scroll_into_view_if_needed()
+        shots.take(page, "05-label-studio-task")
+
+
+def run_batch_deployment(stack: DeployedStack, label_studio: dict):
+    """Start the batch-inference deployment on the champion's held-out sessions, every window
+    routed to review, and wait for it."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from modalops.config import load_config
+    from modalops_demo.names import LABELS
+
+    classes = "{" + ", ".join(f"{c}: 1.0" for c in LABELS) + "}"
+    cfg = load_config(
+        [REPO / "configs" / "ci.yaml"],
+        [
+            f"store.uri={stack.cfg.store.uri}",
+            f"ingest.raw_uri={stack.cfg.ingest.raw_uri}",
+            f"registry.tracking_uri={stack.tracking_uri}",
+            "inference.sessions=champion_test",
+            f"inference.verification.min_probability={classes}",
+            f"review.home={label_studio['home']}",
+            "review.project_prefix=ui",
+        ],
+    )
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as pc:
+        dep = pc.read_deployment_by_name(f"batch_inference/{stack.cfg.name}")
+        flow_run = pc.create_flow_run_from_deployment(
+            dep.id, parameters={"cfg": cfg.model_dump(mode="json")}
+        )
+    return wait_flow_run(stack.api_url, str(flow_run.id), RUN_TIMEOUT_S, stack.worker.log_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from modalops.config.base import Section
@@ -17,6 +19,19 @@ class StoreConfig(Section):
     endpoint_url: str | None = Field(
         default=None,
         description="S3 endpoint URL; when unset, AWS_ENDPOINT_URL or the AWS default is used.",
+    )
+    retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard",
+        description="botocore retry mode for S3 calls: standard (exponential backoff with jitter "
+        "on 5xx, throttling and connection errors) or adaptive (standard plus client-side rate "
+        "limiting after throttling). docs/faults.md measures both against injected faults.",
+    )
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Attempts per S3 call (first try included) before a store operation fails; "
+        "a GetObject body cut off mid-stream is re-read up to this many times too.",
     )
 
 

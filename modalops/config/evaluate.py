@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_serializer, model_validator
 
 from modalops.config.base import Section
 
@@ -99,6 +100,15 @@ class RegistryConfig(Section):
         description="MLflow tracking URI (sqlite:///path, postgresql://..., or http://...).",
     )
     experiment: str = Field(default="modalops", description="MLflow experiment name.")
+
+    @field_serializer("tracking_uri", when_used="json")
+    def _masked_tracking_uri(self, value: str) -> str:
+        # JSON dumps go to Prefect (flow-run parameters) and MLflow params: never the database
+        # password a tracking URI may carry (give it to a deployment via PGPASSWORD instead)
+        return re.sub(
+            r"(?P<s>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<u>[^:/@]+):[^@/]+@", r"\g<s>\g<u>:***@", value
+        )
+
     model_name: str = Field(default="modalops-fused", description="Registered model name.")
     artifact_location: str | None = Field(
         default=None,

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -61,8 +62,14 @@ def _typed(df: pd.DataFrame, cols: dict[str, str]) -> pd.DataFrame:
     return out.astype(cols).reset_index(drop=True)
 
 
-def empty_corrections() -> pd.DataFrame:
+@cache
+def _empty_corrections() -> pd.DataFrame:
     return _typed(pd.DataFrame(), CORRECTION_COLUMNS)
+
+
+def empty_corrections() -> pd.DataFrame:
+    # Built once: ingest asks for one per session, and typing an empty frame costs ~10 ms.
+    return _empty_corrections().copy()
 
 
 def _version_keys(store, folder: str) -> list[tuple[int, str]]:

@@ -7,6 +7,8 @@ slices and the streams dropped for robustness come from the dataset spec, never 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -487,3 +489,73 @@ def evaluate_models(
     )
     write_report(store, out_prefix, report)
     return report
+
+
+# ---- reuse: an evaluation of the same checkpoints with the same config is not run again ---------
+
+EVALUATIONS_DIR = "evaluations"
+
+
+def evaluation_cache_key(manifest: Any, trained: Sequence[Any], cfg: EvaluateConfig) -> str | None:
+    """Content key of an evaluation: dataset version, each model's checkpoint digest and the
+    evaluation config. None when a model has no digest (nothing safe to key on)."""
+    models = []
+    for tr in sorted(trained, key=lambda t: t.model_id):
+        digest = getattr(tr, "checkpoint_sha256", None)
+        if not digest:
+            return None
+        models.append([tr.model_id, list(tr.streams), digest])
+    material = {
+        "dataset_version": manifest.version,
+        "models": models,
+        "evaluate": cfg.model_dump(mode="json"),
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def evaluation_cache_prefix(manifest: Any, key: str) -> str:
+    """datasets/<version>/evaluations/<key>/: report.json (before the gate) and plots/."""
+    return join_key(manifest.prefix, EVALUATIONS_DIR, key)
+
+
+def find_evaluation(store: ObjectStore, manifest: Any, key: str | None) -> EvaluationReport | None:
+    """The stored report (with its plots) for `key`, or None. report.json is written last, so
+    its presence commits the entry."""
+    if key is None:
+        return None
+    prefix = evaluation_cache_prefix(manifest, key)
+    report_key = join_key(prefix, "report.json")
+    if not store.exists(report_key):
+        return None
+    report = EvaluationReport.from_json(store.get_bytes(report_key))
+    plots_prefix = join_key(prefix, "plots") + "/"
+    for plot_key in store.list(plots_prefix):
+        name = plot_key[len(plots_prefix) :].removesuffix(".png")
+        report.plots[name] = store.get_bytes(plot_key)
+    report.gate = {}
+    return report
+
+
+def evaluate_or_reuse(
+    store: ObjectStore,
+    manifest: Any,
+    trained: Sequence[Any],
+    cfg: EvaluateConfig,
+    out_prefix: str,
+) -> tuple[EvaluationReport, bool]:
+    """`evaluate_models`, unless the same checkpoints were evaluated with the same config before:
+    then the stored report is written under `out_prefix` (the run's own copy). Returns the
+    report and whether it was reused."""
+    key = evaluation_cache_key(manifest, trained, cfg)
+    cached = find_evaluation(store, manifest, key)
+    if cached is not None:
+        write_report(store, out_prefix, cached)
+        return cached, True
+    report = evaluate_models(store, manifest, trained, cfg, out_prefix)
+    if key is not None:
+        prefix = evaluation_cache_prefix(manifest, key)
+        for name, png in report.plots.items():
+            store.put_bytes(join_key(prefix, "plots", f"{name}.png"), png)
+        store.put_text(join_key(prefix, "report.json"), report.to_json())
+    return report, False

@@ -100,8 +100,10 @@ def load_registered(
         )
     except MlflowException as exc:
         what = f"version {version}" if version else f"alias {alias!r}"
+        from modalops.register.registry import redact_uri
+
         raise ModelNotFound(
-            f"registry {tracking_uri}: model {name!r} has no {what} ({exc.message})"
+            f"registry {redact_uri(tracking_uri)}: model {name!r} has no {what} ({exc.message})"
         ) from None
     mlflow.set_tracking_uri(tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")

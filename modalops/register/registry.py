@@ -423,6 +423,12 @@ def _secret_env_values() -> set[str]:
 _URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]+):[^@/]+@")
 
 
+def redact_uri(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` URI in it masked, for
+    logs and messages (a tracking URI may carry a database password)."""
+    return _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", str(text))
+
+
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Dotted params from a nested config, without secrets.
 
@@ -443,7 +449,7 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
         text = json.dumps(node) if isinstance(node, (list, tuple)) else str(node)
         if any(s in text for s in secrets):
             return
-        out[path] = _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)[:6000]
+        out[path] = redact_uri(text)[:6000]
 
     walk(config, prefix)
     return out
@@ -459,6 +465,7 @@ class RegistrationResult:
     decision: PromotionDecision | None = None
     model_uri: str = ""
     model_name: str = ""
+    reused: bool = False  # an existing version with the same fingerprint, nothing registered
 
 
 def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
@@ -496,8 +503,13 @@ def log_and_register(
     dataset_input: Any = None,
     run_id: str | None = None,
     model_step: int = 0,
+    fingerprint: str | None = None,
 ) -> RegistrationResult:
     """Log the pyfunc (with the spec) in a run, register it, and gate `champion`.
+
+    `fingerprint` (see `registration_fingerprint`) makes it idempotent: a version whose tags
+    carry it is reused (no new run, model or version, aliases untouched once its gate ran); a
+    retry after a failure half-way reuses the run and the logged model the failed attempt left.
 
     `run_id` None: a new run is created and closed here with the config as params, the report,
     its metrics and `artifacts` (artifact path -> local file). `run_id` given (the pipeline's
@@ -547,81 +559,130 @@ def log_and_register(
         artifact_location = (db.parent / "mlartifacts").as_uri()
     own_run = run_id is None
     tags = {**dict(tags), "dataset_spec_digest": digest, "dataset_name": spec.name}
+    if fingerprint:
+        tags[FINGERPRINT_TAG] = fingerprint
     str_tags = {k: str(v) for k, v in tags.items() if v is not None}
-    if own_run:
-        experiment_id = _ensure_experiment(client, experiment, artifact_location)
-        run_id = client.create_run(experiment_id, tags=str_tags).info.run_id
+
+    # Idempotence: a version with this fingerprint (an earlier run, or an earlier attempt of
+    # this task) is reused, never registered again.
+    existing = find_registered_version(client, model_name, fingerprint) if fingerprint else None
+    if existing is not None:
+        done = registration_of(client, model_name, existing)
+        if done is not None:
+            return done
+        # registered, but the attempt that did it stopped before the gate: finish its job
+        version, run_id, model_uri = str(existing.version), existing.run_id, existing.source
+        own_run = False
     else:
+        version, model_uri = None, None
+    if version is None and own_run:
+        experiment_id = _ensure_experiment(client, experiment, artifact_location)
+        earlier = None
+        if fingerprint:  # a retried attempt finds the run the first one created
+            found = client.search_runs(
+                [experiment_id],
+                f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}'",
+                max_results=1,
+            )
+            earlier = found[0].info.run_id if found else None
+        run_id = earlier or client.create_run(experiment_id, tags=str_tags).info.run_id
+    if version is None:
         original = client.get_run(run_id).info
-        for k, v in str_tags.items():
-            client.set_tag(run_id, k, v)
+        if not own_run:
+            for k, v in str_tags.items():
+                client.set_tag(run_id, k, v)
+        model_uri = _logged_model_uri(client, run_id, fingerprint)
 
     with tempfile.TemporaryDirectory(prefix="modalops-register-") as tmp:
-        cfg_path = Path(tmp) / "serving_config.json"
-        cfg_path.write_text(
-            json.dumps(
-                serving_config(
-                    temperature=float(report.calibration.get("temperature") or 1.0),
-                    threshold=float(report.abstention.get("threshold") or 0.0),
-                    labels=spec.labels.classes,
-                    spec_digest=digest,
-                    streams=list(model.streams),
-                    window_s=float(model.window_s),
-                    loader=loader_ref,
+        if version is None:
+            example = test_samples_for_rescoring.inputs.head(2)
+            spec_path = Path(tmp) / "dataset.yaml"
+            spec_path.write_text(spec.to_yaml())
+        if version is None and model_uri is None:
+            cfg_path = Path(tmp) / "serving_config.json"
+            cfg_path.write_text(
+                json.dumps(
+                    serving_config(
+                        temperature=float(report.calibration.get("temperature") or 1.0),
+                        threshold=float(report.abstention.get("threshold") or 0.0),
+                        labels=spec.labels.classes,
+                        spec_digest=digest,
+                        streams=list(model.streams),
+                        window_s=float(model.window_s),
+                        loader=loader_ref,
+                    )
                 )
             )
-        )
-        spec_path = Path(tmp) / "dataset.yaml"
-        spec_path.write_text(spec.to_yaml())
-        example = test_samples_for_rescoring.inputs.head(2)
-        if own_run:
-            params = flatten_config(config_dict)
-            params["dataset.spec_digest"] = digest
-            items = list(params.items())
-            for i in range(0, len(items), 100):
-                client.log_batch(run_id, params=[_param(k, v) for k, v in items[i : i + 100]])
-        client.log_artifact(run_id, str(spec_path), artifact_path="dataset")
-        if dataset_input is not None:
-            _log_dataset_input(client, run_id, dataset_input)
-        for k, v in headline_metrics(report).items():
-            client.log_metric(run_id, k, v)
-        if own_run:
-            client.log_text(run_id, report.to_json(), "evaluation/report.json")
-            client.log_text(run_id, report.headline_markdown(), "evaluation/headline.md")
-        for name, path in artifacts.items():
-            folder = name.rsplit("/", 1)[0] if "/" in name else None
-            client.log_artifact(run_id, str(path), artifact_path=folder)
-        # pyfunc.log_model logs into the active run: resume ours for the call
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=MultimodalPyfunc(),
-                artifacts={
-                    CHECKPOINT_ARTIFACT: str(checkpoint_path),
-                    SERVING_CONFIG_ARTIFACT: str(cfg_path),
-                    SPEC_ARTIFACT: str(spec_path),
-                },
-                code_paths=[package_dir(), *[str(p) for p in extra_code_paths]],
-                pip_requirements=pip_requirements(),
-                signature=model_signature(spec),
-                input_example=example,
-                metadata={"dataset_spec_digest": digest, "dataset_name": spec.name},
-                step=int(model_step),
-            )
-        if not own_run and original.end_time is not None:
+            if own_run:
+                params = flatten_config(config_dict)
+                params["dataset.spec_digest"] = digest
+                items = list(params.items())
+                for i in range(0, len(items), 100):
+                    client.log_batch(run_id, params=[_param(k, v) for k, v in items[i : i + 100]])
+            client.log_artifact(run_id, str(spec_path), artifact_path="dataset")
+            if dataset_input is not None:
+                _log_dataset_input(client, run_id, dataset_input)
+            for k, v in headline_metrics(report).items():
+                client.log_metric(run_id, k, v)
+            if own_run:
+                client.log_text(run_id, report.to_json(), "evaluation/report.json")
+                client.log_text(run_id, report.headline_markdown(), "evaluation/headline.md")
+            for name, path in artifacts.items():
+                folder = name.rsplit("/", 1)[0] if "/" in name else None
+                client.log_artifact(run_id, str(path), artifact_path=folder)
+            # pyfunc.log_model logs into the active run: resume ours for the call
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=MultimodalPyfunc(),
+                    artifacts={
+                        CHECKPOINT_ARTIFACT: str(checkpoint_path),
+                        SERVING_CONFIG_ARTIFACT: str(cfg_path),
+                        SPEC_ARTIFACT: str(spec_path),
+                    },
+                    code_paths=[package_dir(), *[str(p) for p in extra_code_paths]],
+                    pip_requirements=pip_requirements(),
+                    signature=model_signature(spec),
+                    input_example=example,
+                    metadata={"dataset_spec_digest": digest, "dataset_name": spec.name},
+                    step=int(model_step),
+                )
+            model_uri = info.model_uri
+            if fingerprint:  # at once: a retry from here on reuses this logged model
+                client.set_tag(
+                    run_id,
+                    LOGGED_MODEL_TAG,
+                    json.dumps({"fingerprint": fingerprint, "model_uri": model_uri}),
+                )
+        if version is None and not own_run and original.end_time is not None:
             # resuming set the run RUNNING and its end to now: give it back its own
             client.set_terminated(run_id, status=original.status, end_time=original.end_time)
-        elif not own_run:
+        elif version is None and not own_run:
             client.update_run(run_id, status=original.status)
-        mv = client.create_model_version(
-            model_name
-            if _registered(client, model_name)
-            else _create_registered(client, model_name),
-            source=info.model_uri,
-            run_id=run_id,
-            tags=str_tags,
-        )
-    version = str(mv.version)
+    if version is None:
+        # Find-or-create under a per-model lock: two pipelines with the same fingerprint
+        # finishing together register it once.
+        with promotion_lock(tracking_uri, f"{model_name}.register", lock_timeout_s):
+            existing = (
+                find_registered_version(client, model_name, fingerprint) if fingerprint else None
+            )
+            if existing is None:
+                mv = client.create_model_version(
+                    model_name
+                    if _registered(client, model_name)
+                    else _create_registered(client, model_name),
+                    source=model_uri,
+                    run_id=run_id,
+                    tags=str_tags,
+                )
+            else:
+                mv = existing
+                run_id = existing.run_id
+        version = str(mv.version)
+        if existing is not None:  # another pipeline registered the same model meanwhile
+            done = registration_of(client, model_name, existing)
+            if done is not None:
+                return done
     _wait_ready(client, model_name, version)
     client.set_registered_model_alias(model_name, CHALLENGER, version)
 
@@ -666,8 +727,95 @@ def log_and_register(
         promoted=bool(decision and decision.promoted),
         reasons=list(decision.reasons) if decision else [],
         decision=decision,
-        model_uri=info.model_uri,
+        model_uri=model_uri or "",
+        model_name=model_name,
     )
+
+
+# ---- idempotent registration -----------------------------------------------------------------
+
+FINGERPRINT_TAG = "modalops.fingerprint"
+LOGGED_MODEL_TAG = "modalops.logged_model"
+
+
+def registration_fingerprint(
+    dataset_version: str, checkpoint_sha256: str, config: Mapping[str, Any]
+) -> str:
+    """What makes two registrations the same: the dataset version, the fused checkpoint's bytes
+    and the resolved pipeline config (its digest)."""
+    config_digest = hashlib.sha256(
+        json.dumps(config, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    text = f"{dataset_version}|{checkpoint_sha256}|{config_digest}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def find_registered_version(client, model_name: str, fingerprint: str) -> Any | None:
+    """The oldest READY version of `model_name` tagged with `fingerprint`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    name = model_name.replace("'", "\\'")
+    try:
+        found = client.search_model_versions(
+            f"name = '{name}' and tags.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+        )
+    except MlflowException:
+        return None  # no such registered model yet
+    ready = [v for v in found if v.status == "READY"]
+    return min(ready, key=lambda v: int(v.version)) if ready else None
+
+
+def registration_of(client, model_name: str, mv: Any) -> RegistrationResult | None:
+    """The RegistrationResult of an existing version whose gate already ran (None: it has not;
+    the caller finishes the job). Aliases are left as they are: no second challenger."""
+    mv = client.get_model_version(model_name, str(mv.version))  # search leaves out aliases
+    tags = dict(mv.tags or {})
+    recorded = tags.get("promotion.decision")
+    version = str(mv.version)
+    champion = current_champion(client, model_name)
+    if recorded is None and champion != version:
+        return None
+    promoted = champion == version
+    reasons = [
+        f"v{version} already registered with the same fingerprint "
+        f"(dataset version, fused checkpoint, config): reused, nothing registered",
+        *[r for r in tags.get("promotion.reasons", "").split("\n") if r],
+    ]
+    decision = PromotionDecision(
+        model_name,
+        version,
+        promoted,
+        recorded or "promoted",
+        reasons,
+        previous_champion=tags.get("promotion.compared_to"),
+        decided_at=tags.get("promotion.decided_at", ""),
+    )
+    aliases = sorted(getattr(mv, "aliases", None) or [], key=lambda a: a != CHALLENGER)
+    return RegistrationResult(
+        run_id=mv.run_id,
+        model_version=version,
+        aliases=list(aliases),
+        promoted=promoted,
+        reasons=reasons,
+        decision=decision,
+        model_uri=mv.source,
+        model_name=model_name,
+        reused=True,
+    )
+
+
+def _logged_model_uri(client, run_id: str, fingerprint: str | None) -> str | None:
+    """The model an earlier attempt logged in `run_id` for `fingerprint`, if any."""
+    if not fingerprint:
+        return None
+    raw = client.get_run(run_id).data.tags.get(LOGGED_MODEL_TAG)
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc.get("model_uri") if doc.get("fingerprint") == fingerprint else None
 
 
 def _param(key: str, value: str) -> Any:
@@ -811,8 +959,7 @@ def register_pipeline_model(
     into a new run. `tags` are added to the version's (e.g. `reviewed_labels`). The evaluation
     report is written back to the store afterwards so it carries the gate's decision.
     """
-    from modalops.evaluate import FUSED_ID, evaluation_slices, write_report
-    from modalops.shard import iter_raw_samples
+    from modalops.evaluate import FUSED_ID, write_report
 
     store = run.store()
     fused = next((t for t in trained if t.model_id == FUSED_ID), None)
@@ -821,6 +968,50 @@ def register_pipeline_model(
     if cfg.store.endpoint_url and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
         # MLflow's S3 artifact repository reads its endpoint from this variable only
         os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.store.endpoint_url
+    tracking_uri = absolute_tracking_uri(cfg.registry.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
+        checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
+        sha = getattr(fused, "checkpoint_sha256", None)
+        sha = sha or hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        fingerprint = registration_fingerprint(manifest.version, sha, cfg.model_dump(mode="json"))
+        result = _reuse_registration(tracking_uri, cfg.registry.model_name, fingerprint)
+        if result is None:
+            step = max(int(fused.metrics.get("best_epoch", 0)), 0)
+            result = _register_new(
+                run,
+                cfg,
+                manifest,
+                report,
+                run_id,
+                tags,
+                tracking_uri,
+                checkpoint,
+                fingerprint,
+                step,
+            )
+    if result.reused:
+        report.gate = result.decision.to_dict() if result.decision else {}
+    write_report(store, run.key("evaluation"), report)  # now with the gate's decision
+    result.model_name = cfg.registry.model_name
+    return result
+
+
+def _reuse_registration(tracking_uri: str, model_name: str, fingerprint: str):
+    """The finished registration of `fingerprint`, checked before any test sample is read."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    existing = find_registered_version(client, model_name, fingerprint)
+    return None if existing is None else registration_of(client, model_name, existing)
+
+
+def _register_new(
+    run, cfg, manifest, report, run_id, tags, tracking_uri, checkpoint, fingerprint, model_step
+) -> RegistrationResult:
+    from modalops.evaluate import evaluation_slices
+    from modalops.shard import iter_raw_samples
+
+    store = run.store()
     spec = manifest.dataset_spec()
     test = list(iter_raw_samples(store, manifest, "test"))
     rescoring = RescoringSet.from_raw_samples(
@@ -834,35 +1025,31 @@ def register_pipeline_model(
         "modalops.run_key": run.run_key,
         **dict(tags or {}),
     }
-    with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
-        checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
-        result = log_and_register(
-            absolute_tracking_uri(cfg.registry.tracking_uri),
-            cfg.registry.experiment,
-            cfg.registry.model_name,
-            checkpoint,
-            report,
-            cfg.model_dump(mode="json"),
-            version_tags,
-            {},
-            rescoring,
-            gate=cfg.registry.gate_for(cfg.registry.model_name),
-            force=cfg.registry.force,
-            requested_by=cfg.registry.requested_by,
-            reason=cfg.registry.force_reason,
-            artifact_location=experiment_artifact_location(
-                cfg.registry.artifact_location, cfg.store.uri
-            ),
-            lock_timeout_s=cfg.registry.lock_timeout_s,
-            dataset_spec=spec,
-            # the child run got the dataset input when it started training
-            dataset_input=dataset_input_of(manifest, spec) if run_id is None else None,
-            run_id=run_id,
-            model_step=max(int(fused.metrics.get("best_epoch", 0)), 0),
-        )
-    write_report(store, run.key("evaluation"), report)  # now with the gate's decision
-    result.model_name = cfg.registry.model_name
-    return result
+    return log_and_register(
+        tracking_uri,
+        cfg.registry.experiment,
+        cfg.registry.model_name,
+        checkpoint,
+        report,
+        cfg.model_dump(mode="json"),
+        version_tags,
+        {},
+        rescoring,
+        gate=cfg.registry.gate_for(cfg.registry.model_name),
+        force=cfg.registry.force,
+        requested_by=cfg.registry.requested_by,
+        reason=cfg.registry.force_reason,
+        artifact_location=experiment_artifact_location(
+            cfg.registry.artifact_location, cfg.store.uri
+        ),
+        lock_timeout_s=cfg.registry.lock_timeout_s,
+        dataset_spec=spec,
+        # the child run got the dataset input when it started training
+        dataset_input=dataset_input_of(manifest, spec) if run_id is None else None,
+        run_id=run_id,
+        model_step=model_step,
+        fingerprint=fingerprint,
+    )
 
 
 def absolute_tracking_uri(uri: str) -> str:

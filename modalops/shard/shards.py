@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import posixpath
 import re
+import tarfile
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import webdataset as wds
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import group_by_keys
 
 from modalops.config.pipeline import ShardConfig
 from modalops.dataset import columns
@@ -515,22 +517,63 @@ def write_shards(
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def _checked_members(files: Iterable[dict[str, Any]], url: str) -> Iterator[dict[str, Any]]:
-    for item in files:
-        fname = item.get("fname")
-        if fname is not None and (not _MEMBER.match(fname) or ".." in fname):
-            raise ValueError(
-                f"{url}: tar member {fname!r} is not a plain '<key>.<suffix>' name (folders, "
-                "leading dots and '..' are refused)"
-            )
-        yield item
+_NOT_REGULAR = (
+    ("issym", "a symbolic link"),
+    ("islnk", "a hard link"),
+    ("ischr", "a character device"),
+    ("isblk", "a block device"),
+    ("isfifo", "a fifo"),
+    ("isdir", "a folder"),
+)
+_PLAIN = "is not a plain '<key>.<suffix>' name (folders, leading dots and '..' are refused)"
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a tar member may not be read (None: a plain regular file that stays in its folder)."""
+    if not member.isreg():
+        kind = next((what for test, what in _NOT_REGULAR if getattr(member, test)()), "special")
+        return f"is {kind}, not a regular file (links and devices are refused)"
+    name = member.name
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return f"is an absolute path; it {_PLAIN}"
+    if ".." in name:
+        return f"contains '..'; it {_PLAIN}"
+    # where extracting it into a folder would put it (the rule of tarfile's 'data' filter)
+    root = "/shard"
+    if posixpath.commonpath([root, posixpath.normpath(posixpath.join(root, name))]) != root:
+        return f"would land outside its folder when extracted; it {_PLAIN}"
+    if not _MEMBER.match(name):
+        return _PLAIN
+    return None
+
+
+def iter_tar_members(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
+    """The one checked tar reader: every member of a tar stream as {'fname', 'data', '__url__'}.
+
+    A member that is a link, a device, a folder, an absolute path, contains '..', would land
+    outside its folder when extracted, or is not a plain `<key>.<suffix>` name is refused with a
+    ValueError naming the shard URL and the member (tar-slip; webdataset's own reader skips
+    links silently and reads any name).
+    """
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for member in tar:
+                problem = _member_problem(member)
+                if problem:
+                    raise ValueError(
+                        f"{url}: tar member {member.name!r} {problem}; refusing to read this shard"
+                    )
+                handle = tar.extractfile(member)
+                yield {"fname": member.name, "data": handle.read(), "__url__": url}
+                tar.members = []  # streaming: do not keep every header in memory
+    except tarfile.TarError as exc:
+        raise ValueError(f"{url}: not a readable tar shard ({exc})") from None
 
 
 def iter_tar_samples(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
-    """The samples of one tar stream, grouped by key with webdataset's own tar reader; member
-    names are checked to be plain `<key>.<suffix>`."""
-    files = tar_file_expander([{"url": url, "stream": stream}])
-    return group_by_keys(_checked_members(files, url))
+    """The samples of one tar stream, grouped by key with webdataset's grouping, read through
+    the checked reader `iter_tar_members` (every shard read in modalops goes through here)."""
+    return group_by_keys(iter_tar_members(stream, url))
 
 
 class SampleReader:

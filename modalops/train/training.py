@@ -9,6 +9,7 @@ worker or a notebook is not a training script. Results come back through files i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ JOB_NAME = "job.json"
 RESULT_NAME = "result.json"
 MODEL_NAME = "model.pt"
 SHARD_LOG_DIR = "shard_log"
+TRAINED_NAME = "trained.json"  # the sidecar that commits a cached checkpoint (see find_trained)
 
 
 class TrainingError(RuntimeError):
@@ -50,10 +52,13 @@ class TrainResult:
 
     model_id: str
     streams: list[str]  # in spec order
-    checkpoint_key: str  # in the store: datasets/<version>/models/<model_id>/model.pt
+    checkpoint_key: str  # datasets/<version>/models/<model_id>/<train key>/model-<sha16>.pt
     metrics: dict[str, float]  # val_macro_f1, val_loss, epochs, seconds, samples_per_s, ...
     ranks_shards: dict[int, list[str]] | None  # train shard URLs each rank opened
     mlflow_run_id: str | None = None  # the MLflow run holding this model's curves, if tracked
+    checkpoint_sha256: str | None = None  # digest of the checkpoint's bytes
+    cache_hit: bool = False  # True: reused a checkpoint trained earlier on the same inputs
+    trained_in_run: str | None = None  # MLflow run that trained it (differs on a cache hit)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +66,95 @@ class TrainResult:
 
 def checkpoint_key(manifest: DatasetManifest, model_id: str) -> str:
     return join_key(manifest.prefix, "models", model_id, MODEL_NAME)
+
+
+def train_cache_key(
+    manifest: DatasetManifest, model_id: str, streams: list[str], cfg: TrainConfig
+) -> str:
+    """Content key of one training: dataset version, model id, streams and the whole training
+    config (plus the package version, as code changes can change the result). Equal keys mean
+    the stored checkpoint is what training would produce again (same seed, same data)."""
+    import modalops
+
+    material = {
+        "dataset_version": manifest.version,
+        "spec_digest": manifest.spec_digest,
+        "model_id": model_id,
+        "streams": list(streams),
+        "train": cfg.model_dump(mode="json"),
+        "modalops": modalops.__version__,
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cache_prefix(manifest: DatasetManifest, model_id: str, key: str) -> str:
+    """datasets/<version>/models/<model_id>/<train key>/: one folder per distinct training."""
+    return join_key(manifest.prefix, "models", model_id, key)
+
+
+def find_trained(
+    store: ObjectStore,
+    manifest: DatasetManifest,
+    cfg: TrainConfig,
+    model_id: str,
+    streams: list[str],
+) -> TrainResult | None:
+    """The TrainResult of an earlier training with the same key, or None.
+
+    The sidecar is written after the checkpoint, so its presence commits the entry; the
+    checkpoint's name carries its digest, so two concurrent trainings of one key never overwrite
+    each other's bytes and the sidecar always names a whole checkpoint."""
+    streams = resolve_streams(manifest.dataset_spec(), list(streams))
+    key = train_cache_key(manifest, model_id, streams, cfg)
+    sidecar = join_key(cache_prefix(manifest, model_id, key), TRAINED_NAME)
+    if not store.exists(sidecar):
+        return None
+    doc = json.loads(store.get_text(sidecar))
+    if doc.get("key") != key or not store.exists(doc["checkpoint_key"]):
+        return None
+    ranks = doc.get("ranks_shards")
+    return TrainResult(
+        model_id=model_id,
+        streams=streams,
+        checkpoint_key=doc["checkpoint_key"],
+        metrics={k: float(v) for k, v in doc["metrics"].items()},
+        ranks_shards={int(r): list(v) for r, v in ranks.items()} if ranks else None,
+        checkpoint_sha256=doc.get("checkpoint_sha256"),
+        cache_hit=True,
+        trained_in_run=doc.get("mlflow_run_id"),
+    )
+
+
+def _commit_trained(
+    store: ObjectStore,
+    manifest: DatasetManifest,
+    cfg: TrainConfig,
+    model_file: Path,
+    result: TrainResult,
+) -> TrainResult:
+    """Upload the checkpoint under its digest, then the sidecar that makes it a cache entry."""
+    key = train_cache_key(manifest, result.model_id, result.streams, cfg)
+    prefix = cache_prefix(manifest, result.model_id, key)
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    result.checkpoint_key = join_key(prefix, f"model-{digest[:16]}.pt")
+    result.checkpoint_sha256 = digest
+    result.trained_in_run = result.mlflow_run_id
+    store.put_file(result.checkpoint_key, model_file)
+    sidecar = {
+        "key": key,
+        "model_id": result.model_id,
+        "streams": result.streams,
+        "dataset_version": manifest.version,
+        "checkpoint_key": result.checkpoint_key,
+        "checkpoint_sha256": digest,
+        "metrics": result.metrics,
+        "ranks_shards": result.ranks_shards,
+        "mlflow_run_id": result.mlflow_run_id,
+        "train_config": cfg.model_dump(mode="json"),
+    }
+    store.put_text(join_key(prefix, TRAINED_NAME), json.dumps(sidecar, indent=2))
+    return result
 
 
 def resolve_streams(spec: DatasetSpec, streams: list[str] | None) -> list[str]:
@@ -218,6 +312,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         monitor="val_macro_f1",
         mode="max",
         save_top_k=1,
+        save_weights_only=True,  # no optimizer or loop state: reloaded with weights_only=True
     )
     history = _EpochMetrics()
     trainer = pl.Trainer(
@@ -244,10 +339,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
     if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)[
-            "state_dict"
-        ]
-        module.load_state_dict(state)
+        module.load_state_dict(load_best_state(best.best_model_path))
     best_row = max(history.history, key=lambda r: r.get("val_macro_f1", -1.0), default={})
     per_rank = dm.stream("train", train=True).rank_quota()  # samples each rank yielded per epoch
     quota = manifest.splits["train"].n_samples if per_rank is None else per_rank * cfg.devices
@@ -272,6 +364,21 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
     result = {"metrics": metrics, "history": history.history}
     (work_dir / RESULT_NAME).write_text(json.dumps(result, indent=2))
     return result
+
+
+def load_best_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state_dict of a Lightning checkpoint, read with `weights_only=True`: the callback writes
+    weights only (`save_weights_only=True`) and the hparams are plain values, so no pickled class
+    is ever unpickled; a checkpoint that holds one is refused."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's UnpicklingError and friends for foreign files
+        raise ValueError(
+            f"{path}: refused to load a training checkpoint that is not weights-only ({exc})"
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ValueError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt["state_dict"]
 
 
 def _ranks_shards(work_dir: Path, split: str = "train") -> dict[int, list[str]]:
@@ -321,13 +428,20 @@ def train_model(
     work_dir: Path,
     endpoint_url: str | None = None,
     tracking: dict[str, str] | None = None,
+    reuse: bool = True,
 ) -> TrainResult:
-    """Train `streams` on the manifest's train split, validate on val, upload model.pt.
+    """Train `streams` on the manifest's train split, validate on val, upload the checkpoint.
 
     `tracking` ({"tracking_uri", "run_id"}, an absolute URI) names an MLflow run that receives
     the per-epoch curves (train_loss, val_loss, val_macro_f1, val_accuracy) from the training
-    process itself, DDP worker included."""
+    process itself, DDP worker included. `reuse`: an earlier training with the same key
+    (`train_cache_key`) is returned instead (`cache_hit` True) without training again."""
     streams = resolve_streams(manifest.dataset_spec(), list(streams))
+    if reuse:
+        cached = find_trained(store, manifest, cfg, model_id, streams)
+        if cached is not None:
+            cached.mlflow_run_id = tracking["run_id"] if tracking else None
+            return cached
     if not manifest.splits.get("train") or not manifest.splits["train"].shards:
         raise ValueError(f"dataset {manifest.version} has no training shards")
     if not manifest.splits.get("val") or not manifest.splits["val"].shards:
@@ -360,13 +474,12 @@ def train_model(
             f"training {model_id}: no {RESULT_NAME} in {work_dir} (did rank 0 finish?)"
         )
     result = json.loads(result_path.read_text())
-    key = checkpoint_key(manifest, model_id)
-    store.put_file(key, work_dir / MODEL_NAME)
-    return TrainResult(
+    trained = TrainResult(
         model_id=model_id,
         streams=streams,
-        checkpoint_key=key,
+        checkpoint_key="",  # set by _commit_trained: the content-addressed key
         metrics=result["metrics"],
         ranks_shards=_ranks_shards(work_dir),
         mlflow_run_id=tracking["run_id"] if tracking else None,
     )
+    return _commit_trained(store, manifest, cfg, work_dir / MODEL_NAME, trained)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 
 import numpy as np
@@ -10,8 +11,43 @@ import numpy as np
 from modalops.dataset.errors import RawDataError
 
 
+def _fmt_fields(data: bytes) -> tuple[int, int, int, int, int, int] | None:
+    """(format tag, channels, rate, byte rate, block align, bits) of the fmt chunk, if found."""
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if cid == b"fmt ":
+            return (
+                struct.unpack_from("<HHIIHH", data, pos + 8)
+                if size >= 16 and pos + 24 <= len(data)
+                else None
+            )
+        pos += 8 + size + (size & 1)
+    return None
+
+
 def decode_wav(data: bytes, uri: str) -> tuple[np.ndarray, int]:
     """PCM WAV bytes (8/16/32-bit, any channels) -> float32 mono samples in [-1, 1] and the rate."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        # The RIFF size is redundant with the file's length, and streaming writers leave 0 or
+        # 0xFFFFFFFF there (libsndfile and FFmpeg ignore it); the stdlib reader would stop at
+        # it and call a whole file truncated. The data chunk's own size is still checked.
+        data = data[:4] + struct.pack("<I", len(data) - 8) + data[8:]
+        fields = _fmt_fields(data)
+        if fields is not None:
+            _, channels, rate, byte_rate, align, bits = fields
+            # The stdlib reader sizes frames from `bits` alone: a header whose fields disagree
+            # would be decoded as a different signal (another length, noise) without an error.
+            if channels and bits and align != channels * ((bits + 7) // 8):
+                raise RawDataError(
+                    uri, f"inconsistent WAV header: block align {align} bytes, but {channels} "
+                    f"channel(s) of {bits} bits need {channels * ((bits + 7) // 8)}"
+                )  # fmt: skip
+            if channels and bits and byte_rate != rate * align:
+                raise RawDataError(
+                    uri, f"inconsistent WAV header: byte rate {byte_rate}, but {rate} Hz x "
+                    f"{align}-byte frames is {rate * align}"
+                )  # fmt: skip
     try:
         with wave.open(io.BytesIO(data), "rb") as wav:
             n_channels, width, rate, n_frames = (

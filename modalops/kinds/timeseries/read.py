@@ -36,6 +36,13 @@ def _parse(data: bytes, src: StreamSource) -> TimeseriesStream:
     if missing:
         raise RawDataError(uri, f"missing columns {missing} (the spec's time_column and channels); "
                                 f"the file has {list(df.columns)[:20]}")  # fmt: skip
+    for c in (p.time_column, *p.channels):
+        # pd.to_numeric would turn dates into nanoseconds since 1970: a wrong unit, not a number
+        if pd.api.types.is_datetime64_any_dtype(df[c]) or pd.api.types.is_timedelta64_dtype(df[c]):
+            raise RawDataError(
+                uri, f"column {c!r}: holds {df[c].dtype} values; expected plain numbers"
+                + (f" in {p.time_unit!r}" if c == p.time_column else "")
+            )  # fmt: skip
     try:
         times = pd.to_numeric(df[p.time_column], errors="raise").to_numpy(np.float64)
     except (ValueError, TypeError) as exc:
@@ -53,7 +60,10 @@ def _parse(data: bytes, src: StreamSource) -> TimeseriesStream:
             cols.append(pd.to_numeric(df[c], errors="raise").to_numpy(np.float64))
         except (ValueError, TypeError) as exc:
             raise RawDataError(uri, f"column {c!r}: values must be numbers ({exc})") from None
-    values = np.stack(cols, axis=1).astype(np.float32)
+    # Readings beyond float32's range (e.g. 1e300) become +-inf: counted as non-finite in the
+    # catalog's nan_fraction and zeroed by the codec, like NaN; no overflow warning for them.
+    with np.errstate(over="ignore"):
+        values = np.stack(cols, axis=1).astype(np.float32)
     return TimeseriesStream(times=times, values=values, params=p)
 
 

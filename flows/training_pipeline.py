@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.data_stages import run_data_stages_on_dask
 from modalops.config import PipelineConfig
 from modalops.pipeline_plan import lineage, model_plan, pipeline_summary
 from modalops.runs import new_run
@@ -47,15 +48,22 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
     # ---- dataset spec ------------------------------------------------------------------------
     spec = read_dataset_spec(run, cfg)
 
-    # ---- ingest ------------------------------------------------------------------------------
-    ingested = ingest_recordings(run, spec, cfg.ingest, tracking)
+    if cfg.dask.enabled:
+        # ---- ingest, align, validation statistics: batches of sessions on Dask workers -------
+        ingested, aligned, stats = run_data_stages_on_dask(run, spec, cfg, tracking)
+    else:
+        # ---- ingest --------------------------------------------------------------------------
+        ingested = ingest_recordings(run, spec, cfg.ingest, tracking)
 
-    # ---- align -------------------------------------------------------------------------------
-    aligned = align_sessions(run, spec, cfg.ingest.raw_uri, ingested, cfg.align, tracking)
+        # ---- align ---------------------------------------------------------------------------
+        aligned = align_sessions(run, spec, cfg.ingest.raw_uri, ingested, cfg.align, tracking)
+        stats = None  # computed by the gate itself
 
     # ---- validate ----------------------------------------------------------------------------
     reference = load_reference_stats(run, cfg.registry)
-    verdict = validate_samples(run, spec, ingested, aligned, cfg.validation, tracking, reference)
+    verdict = validate_samples(
+        run, spec, ingested, aligned, cfg.validation, tracking, reference, stats
+    )
 
     # ---- shard -------------------------------------------------------------------------------
     manifest = write_dataset_shards(

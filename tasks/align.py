@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
+import pandas as pd
 from prefect import get_run_logger, task
 
 from modalops.align import AlignResult, align_dataset
+from modalops.align.report import summarise, write_plots
 from modalops.config.align import AlignConfig
 from modalops.dataset.spec import DatasetSpec
 from modalops.register.tracking import (
@@ -34,18 +37,95 @@ def align_sessions(
 ) -> AlignResult:
     """Estimate offsets and drift per session and stream, then window every session.
     The summary goes to the MLflow parent run as `align.*`, the report and plots under `align/`."""
-    log = get_run_logger()
     raw = open_store(raw_uri, endpoint_url=run.endpoint_url)
-    store = run.store()
+    started = time.perf_counter()
     result = align_dataset(
         raw,
         spec,
         ingested.catalog,
         cfg,
-        out=store,
+        out=run.store(),
         prefix=run.prefix,
         quarantine=ingested.quarantine,
     )
+    return record_alignment(run, cfg, tracking, result, time.perf_counter() - started)
+
+
+@task(retries=1, retry_delay_seconds=[5])
+def align_batch(
+    run: RunContext,
+    spec: DatasetSpec,
+    raw_uri: str,
+    ingested: IngestOutput,
+    cfg: AlignConfig,
+    sessions: list[str],
+    index: int,
+) -> tuple[AlignResult, float]:
+    """Align one batch of sessions (on a Dask worker) under its own part prefix, so batches'
+    parts, reports and plots never collide."""
+    raw = open_store(raw_uri, endpoint_url=run.endpoint_url)
+    catalog = ingested.catalog[ingested.catalog["session_id"].astype(str).isin(sessions)]
+    started = time.perf_counter()
+    result = align_dataset(
+        raw,
+        spec,
+        catalog,
+        cfg,
+        out=run.store(),
+        prefix=run.key("batches", f"{index:05d}"),
+        quarantine=ingested.quarantine,
+    )
+    return result, time.perf_counter() - started
+
+
+@task
+def merge_alignment(
+    run: RunContext,
+    cfg: AlignConfig,
+    tracking: TrackingContext,
+    parts: list[tuple[AlignResult, float]],
+) -> AlignResult:
+    """One AlignResult from the batches': parts in batch order, one report, the summary
+    recomputed over all sessions (as a single-process align computes it)."""
+    results = [p for p, _ in parts]
+    store = run.store()
+    report = pd.concat([r.report for r in results], ignore_index=True)
+    quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
+    n_samples = sum(r.n_samples for r in results)
+    summary = summarise(report, n_samples, len(quarantine), cfg)
+    for key in ("reviewed_labels", "sessions_not_labelled"):
+        summary[key] = int(sum(r.summary.get(key, 0) for r in results))
+    summary["corrections_on_record"] = int(results[0].summary.get("corrections_on_record", 0))
+    report_key = run.key("align_report.parquet")
+    put_frame(store, report_key, report)
+    plots = run.key("align_plots")
+    plot_keys = write_plots(store, plots, report, None)
+    # the example correlation curve lives only in the batch that drew it: the first batch's
+    curve = next((k for k in results[0].plot_keys if k.endswith("correlation_example.png")), None)
+    if curve is not None:
+        store.put_bytes(f"{plots}/correlation_example.png", store.get_bytes(curve))
+    result = AlignResult(
+        [k for r in results for k in r.part_keys],
+        report,
+        quarantine,
+        n_samples,
+        summary,
+        report_key,
+        plot_keys,
+    )
+    return record_alignment(run, cfg, tracking, result, sum(s for _, s in parts))
+
+
+def record_alignment(
+    run: RunContext,
+    cfg: AlignConfig,
+    tracking: TrackingContext,
+    result: AlignResult,
+    seconds: float,
+) -> AlignResult:
+    """Write the align quarantine, log the summary and plots, publish the report (in a task)."""
+    log = get_run_logger()
+    store = run.store()
     quarantine_key = run.key("quarantine", "align.parquet")
     put_frame(store, quarantine_key, result.quarantine)
     log.info(
@@ -80,7 +160,7 @@ def align_sessions(
         "Estimated clock offsets, confidence and residuals",
     )
     metrics, tags = align_metrics(result.summary)
-    log_metrics(tracking, metrics)
+    log_metrics(tracking, {**metrics, "align.seconds": seconds})  # read by `modalops plan`
     log_tags(tracking, tags)
     log_text(tracking, json.dumps(result.summary, indent=2, default=str), "align/summary.json")
     files = {"align/quarantine.parquet": quarantine_key}

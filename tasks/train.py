@@ -34,7 +34,9 @@ def train_classifier(
 ) -> TrainResult:
     """Train `model_id` on `streams` in its own nested MLflow run (params, dataset input,
     per-epoch curves); its checkpoint goes to the object store. A checkpoint already trained
-    on the same dataset version, streams and config is reused (cache hit, no training)."""
+    on the same dataset version, streams and config is reused (cache hit, no training). A retry
+    after a crash (or a kill of the training process) resumes from the last resume checkpoint
+    in the store instead of starting over."""
     log = get_run_logger()
     if model_id == FUSED_ID:
         # what the balancing choice does to the training distribution, shown once per run
@@ -88,6 +90,15 @@ def train_classifier(
         # a retry starts a fresh child run; this one stays on record as failed
         end_model_run(tracking, child, status="FAILED")
         raise
+    if result.resumed_from_step:
+        tracking.client().set_tag(
+            child, "modalops.resumed_from_step", str(result.resumed_from_step)
+        )
+        log.info(
+            "resumed %s from its checkpoint at optimizer step %d instead of starting over",
+            model_id,
+            result.resumed_from_step,
+        )
     end_model_run(tracking, child, result.metrics)
     log.info("trained %s on %s (MLflow run %s): %s", model_id, streams, child, result.metrics)
     return result

@@ -63,6 +63,7 @@ def test_production_loop(prefect_api, label_studio, tmp_path, monkeypatch):
         f"registry.tracking_uri={tracking_uri}",
         f"review.url={label_studio['url']}",
         "review.project_prefix=loop",
+        "train.baselines=false",  # the loop needs the fused model only (baselines: test_tracking)
     ]
     cfg = load_config([REPO / "configs" / "ci.yaml"], base)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)

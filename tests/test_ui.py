@@ -157,6 +157,7 @@ def deployed_stack(prefect_api, tmp_path) -> Iterator[DeployedStack]:
             f"store.uri={store_uri}",
             f"ingest.raw_uri={raw_uri}",
             f"registry.tracking_uri={tracking_uri}",
+            "train.baselines=false",  # a run from the UI, not the baselines, is under test
         ],
     )
     deployed = deploy_flows(cfg, prefect_api, DeploySettings(pool=POOL), log=print)

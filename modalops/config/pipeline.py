@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from modalops.config.align import AlignConfig
 from modalops.config.base import Section
+from modalops.config.dask import DaskConfig
 from modalops.config.data import IngestConfig, StoreConfig
 from modalops.config.evaluate import EvaluateConfig, RegistryConfig
 from modalops.config.infer import InferenceConfig
@@ -66,4 +67,7 @@ class PipelineConfig(Section):
     )
     review: ReviewConfig = Field(
         default_factory=ReviewConfig, description="Human review in Label Studio."
+    )
+    dask: DaskConfig = Field(
+        default_factory=DaskConfig, description="Data stages on Dask workers (off by default)."
     )

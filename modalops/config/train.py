@@ -35,12 +35,36 @@ class TrainConfig(Section):
     accelerator: Literal["cpu", "gpu", "auto"] = Field(
         default="cpu", description="Lightning accelerator."
     )
-    devices: int = Field(default=1, ge=1, description="Number of devices (processes with DDP).")
+    devices: int = Field(
+        default=1, ge=1, description="Devices per node (one process each with DDP)."
+    )
+    num_nodes: int = Field(
+        default=1,
+        ge=1,
+        description="Machines in the job (Lightning num_nodes). More than one: launch "
+        "`python -m modalops.train.train_worker JOB` on every node with torchrun, which "
+        "sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT (docs/training.md).",
+    )
     strategy: Literal["auto", "ddp"] = Field(
         default="auto", description="auto (single device) or ddp (gloo on CPU, NCCL on GPU)."
     )
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
-        default="32-true", description="Lightning precision."
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = Field(
+        default="32-true",
+        description="Lightning precision; auto: bf16-mixed on a CUDA device that supports "
+        "bf16, else 32-true (decided where training runs).",
+    )
+    checkpoint_every_n_steps: int = Field(
+        default=50,
+        ge=1,
+        description="Write a resume checkpoint to the object store every this many optimizer "
+        "steps (and at each epoch end); a restarted training with the same cache key "
+        "continues from it. Does not change the result, so not part of the cache key.",
+    )
+    isolated: bool = Field(
+        default=False,
+        description="Train in a child process even on one device, so a crash or an "
+        "out-of-memory kill of training fails only the task (whose retry resumes), not the "
+        "flow process. Does not change the result, so not part of the cache key.",
     )
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes per rank.")
     seed: int = Field(default=7, description="Seed for weights and sampling.")
@@ -67,6 +91,11 @@ class TrainConfig(Section):
         description="Wall-clock limit of one DDP training subprocess (seconds).",
     )
 
+    @property
+    def world_size(self) -> int:
+        """Training processes in all: devices per node times nodes."""
+        return self.devices * self.num_nodes
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.streams is not None:
@@ -77,6 +106,8 @@ class TrainConfig(Section):
                 raise ValueError(f"streams: duplicated {dup}")
         if self.devices > 1 and self.strategy != "ddp":
             raise ValueError("devices > 1 needs strategy: ddp")
+        if self.num_nodes > 1 and self.strategy != "ddp":
+            raise ValueError("num_nodes > 1 needs strategy: ddp")
         if self.precision == "16-mixed" and self.accelerator == "cpu":
             raise ValueError("precision 16-mixed needs a GPU; use bf16-mixed or 32-true on CPU")
         return self

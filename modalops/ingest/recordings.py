@@ -317,20 +317,37 @@ def ingest_recordings(
             )
         rows += session.rows
         records += session.records
-    if cfg.max_sessions is None and sessions is None and parent:
-        # A folder under the sessions' parent that the table does not list is reported, not read.
-        found = {
-            k[len(parent) + 1 :].split("/", 1)[0]
-            for k in keys
-            if k.startswith(parent + "/") and k.count("/") > parent.count("/") + 1
-        }
-        for sid in sorted(found - listed):
-            if not _under(keys, layout.session_folder(spec, sid) + "/"):
-                continue
-            uri = raw.uri(layout.session_folder(spec, sid))
-            reason = f"{uri}: session folder not listed in {spec.sessions.table}"
-            records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
+    if cfg.max_sessions is None and sessions is None:
+        records += unlisted_folders(raw, spec, listed, keys, parent)
     return IngestResult(catalog=_catalog_frame(spec, rows), quarantine=quarantine.to_frame(records))
+
+
+def unlisted_folders(
+    raw: ObjectStore,
+    spec: DatasetSpec,
+    listed: set[str],
+    keys: list[str] | None = None,
+    parent: str | None = None,
+) -> list[QuarantineRecord]:
+    """A folder under the sessions' parent that the table does not list is reported, not read.
+    (Ingest over batches of sessions asks this once, with every id the batches listed.)"""
+    if keys is None:
+        keys, parent = _folders(raw, spec)
+    if not parent:
+        return []
+    found = {
+        k[len(parent) + 1 :].split("/", 1)[0]
+        for k in keys
+        if k.startswith(parent + "/") and k.count("/") > parent.count("/") + 1
+    }
+    records = []
+    for sid in sorted(found - listed):
+        if not _under(keys, layout.session_folder(spec, sid) + "/"):
+            continue
+        uri = raw.uri(layout.session_folder(spec, sid))
+        reason = f"{uri}: session folder not listed in {spec.sessions.table}"
+        records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
+    return records
 
 
 def _text(value: Any) -> str | None:

@@ -8,6 +8,11 @@ splits hit this. Under DDP (or weighted sampling) each reader cycles its share u
 yielded exactly its quota, quota = ceil(n_split / W) spread evenly over workers, so every rank
 sees the same number of batches and DDP never waits on a rank that ran out (a few samples repeat
 per epoch instead). One unweighted process reads every sample exactly once.
+
+Resume: the order is a function of (seed, epoch, rank, worker) only, so a restarted epoch yields
+the same samples; `skip_batches` drops the batches the interrupted run already trained on
+(without decoding them), since Lightning restores its batch counter but cannot fast-forward
+an iterable dataset.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class ShardStream(IterableDataset):
         shard_log: str | None = None,
         split: str = "",
         streams: Sequence[str] | None = None,
+        skip_batches: int = 0,
+        batch_size: int = 1,
     ):
         super().__init__()
         if not urls:
@@ -89,6 +96,7 @@ class ShardStream(IterableDataset):
         self.split = split
         self.spec, self.window_s = spec, float(window_s)
         self.streams = tuple(streams) if streams else None  # decode only these
+        self.skip_batches, self.batch_size = skip_batches, batch_size
         unknown = [x for x in (self.streams or ()) if x not in spec.streams]
         if unknown:
             raise ValueError(f"streams {unknown} are not in dataset spec {spec.name!r}")
@@ -155,6 +163,8 @@ class ShardStream(IterableDataset):
         if quota is not None:
             quota = quota // workers + (1 if worker < quota % workers else 0)
         rng = random.Random(f"{self.seed}:{self.epoch}:{self.rank}:{worker}")
+        # the DataLoader takes batches from its workers in turn: worker w made batches w, w+K, ...
+        skip = len(range(worker, self.skip_batches, workers)) * self.batch_size
         buffer: list[dict] = []
         produced = 0
         cycle = 0
@@ -169,7 +179,8 @@ class ShardStream(IterableDataset):
                     if len(buffer) < self.shuffle_buffer:
                         continue
                     raw = buffer.pop(rng.randrange(len(buffer)))
-                yield self._tensors(raw)
+                if produced >= skip:
+                    yield self._tensors(raw)
                 produced += 1
                 if quota is not None and produced >= quota:
                     return
@@ -187,7 +198,8 @@ class ShardStream(IterableDataset):
         for raw in buffer:
             if quota is not None and produced >= quota:
                 return
-            yield self._tensors(raw)
+            if produced >= skip:
+                yield self._tensors(raw)
             produced += 1
 
     def _tensors(self, raw: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
@@ -225,6 +237,8 @@ class ShardDataModule(pl.LightningDataModule):
         self.shard_log = shard_log
         self.streams = list(streams) if streams else None  # decode only these
         self.epoch = 0  # used when no trainer is attached (plain iteration in tests)
+        # (epoch, batches): set on a mid-epoch resume by training's ResumeCheckpoints callback
+        self.resume_skip: tuple[int, int] = (-1, 0)
 
     @classmethod
     def from_manifest(cls, manifest: DatasetManifest, **kwargs: Any) -> ShardDataModule:
@@ -240,6 +254,11 @@ class ShardDataModule(pl.LightningDataModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             return torch.distributed.get_rank(), torch.distributed.get_world_size(), self.epoch
         return 0, 1, self.epoch
+
+    def _resume_skip(self) -> int:
+        """Training batches of the current epoch already done by the run this one resumes."""
+        epoch, batches = self.resume_skip
+        return batches if self._placement()[2] == epoch else 0
 
     def stream(self, split: str, train: bool) -> ShardStream:
         if split not in self.urls:
@@ -261,6 +280,8 @@ class ShardDataModule(pl.LightningDataModule):
             shard_log=self.shard_log,
             split=split,
             streams=self.streams,
+            skip_batches=self._resume_skip() if train else 0,
+            batch_size=self.batch_size,
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:
@@ -271,6 +292,9 @@ class ShardDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=_collate,
             persistent_workers=False,  # a fresh loader per epoch carries the epoch's shuffle seed
+            # its own generator for the worker base seed: creating a loader then draws nothing
+            # from the global RNG, which a resumed run restores at its first batch
+            generator=torch.Generator().manual_seed(self.seed + 1_000_003 * stream.epoch),
         )
 
     def train_dataloader(self) -> DataLoader:

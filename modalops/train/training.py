@@ -5,6 +5,13 @@ One device trains in this process. DDP (devices > 1) runs in a subprocess we sta
 `python -m modalops.train.train_worker <job.json>`, where Lightning's `ddp` strategy launches the
 other ranks by re-running that command: Lightning re-executes `sys.argv`, which inside a Prefect
 worker or a notebook is not a training script. Results come back through files in `work_dir`.
+Several machines (num_nodes > 1): `write_job` writes the job and torchrun starts that same
+worker on every node (docs/training.md); rank 0 then commits the model itself.
+
+Resume (modalops/train/resume.py): a full Lightning checkpoint goes to the store under the cache
+key folder every `checkpoint_every_n_steps` steps and at each epoch end; a training that finds
+one for its key continues from it, with the same data order, so it ends where an uninterrupted
+run would. It is deleted once the model is committed.
 """
 
 from __future__ import annotations
@@ -23,23 +30,35 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies import DDPStrategy
 
 from modalops.config.train import TrainConfig
 from modalops.dataset.spec import DatasetSpec
 from modalops.shard import DatasetManifest
-from modalops.store import ObjectStore, join_key
+from modalops.store import ObjectStore, join_key, open_store
 from modalops.train import FUSED_ID
 from modalops.train.balancing import shares_before_after, weights_from_counts
 from modalops.train.datamodule import SampleWeights, ShardDataModule
+from modalops.train.hardware import DeviceFacts, resolve_hardware
 from modalops.train.models import ClassifierModule, save_checkpoint
+from modalops.train.resume import (
+    FaultInjection,
+    ResumeCheckpoints,
+    RngState,
+    clear_resume,
+    fetch_resume,
+    resume_prefix,
+)
 
 JOB_NAME = "job.json"
 RESULT_NAME = "result.json"
 MODEL_NAME = "model.pt"
 SHARD_LOG_DIR = "shard_log"
 TRAINED_NAME = "trained.json"  # the sidecar that commits a cached checkpoint (see find_trained)
+# config fields that change how training runs, not what it produces: left out of the cache key,
+# so a retry with another checkpoint interval still finds (and resumes) the same training
+NOT_IN_CACHE_KEY = frozenset({"checkpoint_every_n_steps", "isolated", "timeout_s"})
 
 
 class TrainingError(RuntimeError):
@@ -59,6 +78,7 @@ class TrainResult:
     checkpoint_sha256: str | None = None  # digest of the checkpoint's bytes
     cache_hit: bool = False  # True: reused a checkpoint trained earlier on the same inputs
     trained_in_run: str | None = None  # MLflow run that trained it (differs on a cache hit)
+    resumed_from_step: int = 0  # >0: continued an interrupted training from this optimizer step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +101,7 @@ def train_cache_key(
         "spec_digest": manifest.spec_digest,
         "model_id": model_id,
         "streams": list(streams),
-        "train": cfg.model_dump(mode="json"),
+        "train": cfg.model_dump(mode="json", exclude=set(NOT_IN_CACHE_KEY)),
         "modalops": modalops.__version__,
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
@@ -252,7 +272,7 @@ def _curve_logger(tracking: dict[str, str]) -> Any:
 
 
 class _EpochMetrics(Callback):
-    """Collects each epoch's validation metrics."""
+    """Collects each epoch's validation metrics (carried through a resume checkpoint)."""
 
     def __init__(self):
         self.history: list[dict[str, float]] = []
@@ -264,20 +284,73 @@ class _EpochMetrics(Callback):
         row["epoch"] = trainer.current_epoch
         self.history.append(row)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": [dict(r) for r in self.history]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [dict(r) for r in state_dict["history"]]
+
+
+class _BestWeights(Callback):
+    """Keeps the weights of the epoch with the highest val_macro_f1 (strictly higher replaces,
+    as ModelCheckpoint's mode=max does) and writes them weights-only to `path` on rank 0. Its
+    state rides in the resume checkpoint, so a resumed run still knows the best epoch."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.score: float | None = None
+        self.epoch = -1
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or "val_macro_f1" not in trainer.callback_metrics:
+            return
+        score = float(trainer.callback_metrics["val_macro_f1"])
+        if self.score is None or score > self.score:
+            self.score, self.epoch = score, trainer.current_epoch
+            self.weights = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+            if trainer.global_rank == 0:
+                self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": self.weights, "epoch": self.epoch}, self.path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "epoch": self.epoch, "weights": self.weights}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.score, self.epoch = state_dict["score"], state_dict["epoch"]
+        self.weights = state_dict["weights"]
+        if self.weights is not None:
+            self._write()
+
+
+def _strategy(cfg: TrainConfig, backend: str) -> Any:
+    if cfg.world_size > 1:
+        return DDPStrategy(process_group_backend=backend)
+    return "auto"
+
 
 def fit(job: dict[str, Any]) -> dict[str, Any] | None:
-    """Run the Lightning fit described by `job` (one rank); rank 0 writes model.pt and result.json."""
+    """Run the Lightning fit described by `job` (one rank); rank 0 writes model.pt and result.json.
+
+    A resume checkpoint under the job's `resume_prefix` in the store is continued from."""
     # Lightning's per-fit banners (accelerator lines, a product tip) and a deprecation warning
     # from its own pytree helper would repeat for every model in the pipeline log.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # we fast-forward the iterable loader ourselves on a mid-epoch resume (ShardStream.skip_batches)
+    warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
     cfg = TrainConfig.model_validate(job["cfg"])
     manifest = DatasetManifest.from_json(job["manifest"])
     work_dir = Path(job["work_dir"])
     streams = list(job["streams"])
+    store = open_store(job["store_uri"], endpoint_url=job.get("endpoint_url"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    hardware = resolve_hardware(cfg.accelerator, cfg.precision, DeviceFacts.probe())
 
     class_weights, weights = balancing(manifest, cfg)
     dm = ShardDataModule.from_manifest(
@@ -301,29 +374,27 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         modality_dropout=cfg.modality_dropout if len(streams) > 1 else 0.0,
         class_weights=class_weights,
     )
-    if cfg.devices > 1:
-        backend = "gloo" if cfg.accelerator == "cpu" else "nccl"
-        strategy: Any = DDPStrategy(process_group_backend=backend)
-    else:
-        strategy = "auto"
-    best = ModelCheckpoint(
-        dirpath=work_dir / "checkpoints",
-        filename="best",
-        monitor="val_macro_f1",
-        mode="max",
-        save_top_k=1,
-        save_weights_only=True,  # no optimizer or loop state: reloaded with weights_only=True
-    )
+    best = _BestWeights(work_dir / "checkpoints" / "best.ckpt")
     history = _EpochMetrics()
+    resume_dir = work_dir / "resume"
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator,
+        accelerator=hardware.accelerator,
         devices=cfg.devices,
-        strategy=strategy,
-        precision=cfg.precision,
+        num_nodes=cfg.num_nodes,
+        strategy=_strategy(cfg, hardware.ddp_backend),
+        precision=hardware.precision,
         max_epochs=cfg.max_epochs,
         deterministic="warn",  # some GPU kernels have no deterministic variant; warn, don't fail
-        callbacks=[best, history],
-        enable_checkpointing=True,
+        callbacks=[
+            best,
+            history,
+            RngState(),
+            ResumeCheckpoints(
+                store, job["resume_prefix"], cfg.checkpoint_every_n_steps, resume_dir
+            ),
+            FaultInjection(),
+        ],
+        enable_checkpointing=False,  # _BestWeights and ResumeCheckpoints write what we keep
         enable_progress_bar=False,
         enable_model_summary=False,
         logger=_curve_logger(job["tracking"]) if job.get("tracking") else False,
@@ -332,17 +403,27 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         log_every_n_steps=10,
         default_root_dir=work_dir,
     )
+    # every rank reads the checkpoint itself (under torchrun the nodes share no disk)
+    found = fetch_resume(store, job["resume_prefix"], resume_dir / f"restore-{trainer.global_rank}")
+    ckpt_path, resumed_step = (str(found[0]), int(found[1]["step"])) if found else (None, 0)
+    if found and trainer.global_rank == 0:
+        print(
+            f"modalops: resuming {job['model_id']} from step {resumed_step} "
+            f"(epoch {found[1]['epoch']}, {found[1].get('reason')})",
+            flush=True,
+        )
     started = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    # weights_only=True: the full checkpoint holds only tensors and plain values
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     seconds = time.perf_counter() - started
     if trainer.global_rank != 0:
         return None
 
-    if best.best_model_path:
-        module.load_state_dict(load_best_state(best.best_model_path))
+    if best.weights is not None:
+        module.load_state_dict(load_best_state(best.path))
     best_row = max(history.history, key=lambda r: r.get("val_macro_f1", -1.0), default={})
     per_rank = dm.stream("train", train=True).rank_quota()  # samples each rank yielded per epoch
-    quota = manifest.splits["train"].n_samples if per_rank is None else per_rank * cfg.devices
+    quota = manifest.splits["train"].n_samples if per_rank is None else per_rank * cfg.world_size
     epochs = trainer.current_epoch
     metrics = {
         "val_macro_f1": float(best_row.get("val_macro_f1", float("nan"))),
@@ -361,7 +442,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         "train_config": cfg.model_dump(),
     }
     save_checkpoint(module.model, work_dir / MODEL_NAME, meta)
-    result = {"metrics": metrics, "history": history.history}
+    result = {"metrics": metrics, "history": history.history, "resumed_from_step": resumed_step}
     (work_dir / RESULT_NAME).write_text(json.dumps(result, indent=2))
     return result
 
@@ -410,13 +491,83 @@ def _run_subprocess(job_path: Path, work_dir: Path, model_id: str, timeout_s: in
             )
         except subprocess.TimeoutExpired:
             raise TrainingError(
-                f"training {model_id}: DDP worker exceeded {timeout_s} s; log: {log_path}"
+                f"training {model_id}: worker exceeded {timeout_s} s; log: {log_path}"
             ) from None
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
         raise TrainingError(
-            f"training {model_id}: DDP worker exited with {proc.returncode}; log: {log_path}\n{tail}"
+            f"training {model_id}: worker exited with {proc.returncode}; log: {log_path}\n{tail}"
         )
+
+
+def write_job(
+    store: ObjectStore,
+    manifest: DatasetManifest,
+    cfg: TrainConfig,
+    model_id: str,
+    streams: list[str],
+    work_dir: Path,
+    endpoint_url: str | None = None,
+    tracking: dict[str, str] | None = None,
+) -> Path:
+    """Write `<work_dir>/<model_id>/job.json`, what `python -m modalops.train.train_worker`
+    runs: on this machine (train_model) or on every node under torchrun (num_nodes > 1)."""
+    streams = resolve_streams(manifest.dataset_spec(), list(streams))
+    if not manifest.splits.get("train") or not manifest.splits["train"].shards:
+        raise ValueError(f"dataset {manifest.version} has no training shards")
+    if not manifest.splits.get("val") or not manifest.splits["val"].shards:
+        raise ValueError(f"dataset {manifest.version} has no validation shards")
+    work_dir = Path(work_dir).resolve() / model_id
+    if work_dir.exists():
+        # a rerun must not read the previous run's shard log or checkpoints
+        import shutil
+
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    key = train_cache_key(manifest, model_id, streams, cfg)
+    job = {
+        "cfg": cfg.model_dump(),
+        "manifest": manifest.to_json(),
+        "model_id": model_id,
+        "streams": streams,
+        "work_dir": str(work_dir),
+        "store_uri": store.uri(),
+        "endpoint_url": endpoint_url or getattr(store, "endpoint_url", None),
+        "cache_key": key,
+        "resume_prefix": resume_prefix(cache_prefix(manifest, model_id, key)),
+        "tracking": dict(tracking) if tracking else None,
+    }
+    job_path = work_dir / JOB_NAME
+    job_path.write_text(json.dumps(job))
+    return job_path
+
+
+def commit_job(job: dict[str, Any], store: ObjectStore | None = None) -> TrainResult:
+    """After rank 0 finished `job`: upload its model as the cache entry, drop the resume state."""
+    if store is None:
+        store = open_store(job["store_uri"], endpoint_url=job.get("endpoint_url"))
+    cfg = TrainConfig.model_validate(job["cfg"])
+    manifest = DatasetManifest.from_json(job["manifest"])
+    work_dir, model_id = Path(job["work_dir"]), job["model_id"]
+    result_path = work_dir / RESULT_NAME
+    if not result_path.exists():
+        raise TrainingError(
+            f"training {model_id}: no {RESULT_NAME} in {work_dir} (did rank 0 finish?)"
+        )
+    result = json.loads(result_path.read_text())
+    tracking = job.get("tracking")
+    trained = TrainResult(
+        model_id=model_id,
+        streams=list(job["streams"]),
+        checkpoint_key="",  # set by _commit_trained: the content-addressed key
+        metrics=result["metrics"],
+        ranks_shards=_ranks_shards(work_dir),
+        mlflow_run_id=tracking["run_id"] if tracking else None,
+        resumed_from_step=int(result.get("resumed_from_step", 0)),
+    )
+    trained = _commit_trained(store, manifest, cfg, work_dir / MODEL_NAME, trained)
+    clear_resume(store, job["resume_prefix"])
+    return trained
 
 
 def train_model(
@@ -435,51 +586,24 @@ def train_model(
     `tracking` ({"tracking_uri", "run_id"}, an absolute URI) names an MLflow run that receives
     the per-epoch curves (train_loss, val_loss, val_macro_f1, val_accuracy) from the training
     process itself, DDP worker included. `reuse`: an earlier training with the same key
-    (`train_cache_key`) is returned instead (`cache_hit` True) without training again."""
+    (`train_cache_key`) is returned instead (`cache_hit` True) without training again. An
+    interrupted training with the same key resumes from its last resume checkpoint."""
     streams = resolve_streams(manifest.dataset_spec(), list(streams))
     if reuse:
         cached = find_trained(store, manifest, cfg, model_id, streams)
         if cached is not None:
             cached.mlflow_run_id = tracking["run_id"] if tracking else None
             return cached
-    if not manifest.splits.get("train") or not manifest.splits["train"].shards:
-        raise ValueError(f"dataset {manifest.version} has no training shards")
-    if not manifest.splits.get("val") or not manifest.splits["val"].shards:
-        raise ValueError(f"dataset {manifest.version} has no validation shards")
-    work_dir = Path(work_dir).resolve() / model_id
-    if work_dir.exists():
-        # a rerun must not read the previous run's shard log or checkpoints
-        import shutil
-
-        shutil.rmtree(work_dir)
-    work_dir.mkdir(parents=True)
-    job = {
-        "cfg": cfg.model_dump(),
-        "manifest": manifest.to_json(),
-        "model_id": model_id,
-        "streams": streams,
-        "work_dir": str(work_dir),
-        "endpoint_url": endpoint_url,
-        "tracking": dict(tracking) if tracking else None,
-    }
-    job_path = work_dir / JOB_NAME
-    job_path.write_text(json.dumps(job))
-    if cfg.devices > 1:
-        _run_subprocess(job_path, work_dir, model_id, cfg.timeout_s)
+    if cfg.num_nodes > 1:
+        raise ValueError(
+            f"train.num_nodes={cfg.num_nodes}: a multi-node training is launched with torchrun "
+            "on every node (write_job, then `python -m modalops.train.train_worker JOB`; "
+            "docs/training.md), not from train_model"
+        )
+    job_path = write_job(store, manifest, cfg, model_id, streams, work_dir, endpoint_url, tracking)
+    job = json.loads(job_path.read_text())
+    if cfg.devices > 1 or cfg.isolated:
+        _run_subprocess(job_path, job_path.parent, model_id, cfg.timeout_s)
     else:
         fit(job)
-    result_path = work_dir / RESULT_NAME
-    if not result_path.exists():
-        raise TrainingError(
-            f"training {model_id}: no {RESULT_NAME} in {work_dir} (did rank 0 finish?)"
-        )
-    result = json.loads(result_path.read_text())
-    trained = TrainResult(
-        model_id=model_id,
-        streams=streams,
-        checkpoint_key="",  # set by _commit_trained: the content-addressed key
-        metrics=result["metrics"],
-        ranks_shards=_ranks_shards(work_dir),
-        mlflow_run_id=tracking["run_id"] if tracking else None,
-    )
-    return _commit_trained(store, manifest, cfg, work_dir / MODEL_NAME, trained)
+    return commit_job(job, store)

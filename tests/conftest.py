@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -48,23 +47,27 @@ def _label_studio_venv() -> Path:
 
 
 def pytest_collection_finish(session) -> None:
-    """Start installing Label Studio's own venv (first time on a machine: minutes) in the
-    background as soon as a collected test needs it, so the install overlaps other tests."""
+    """Start installing Label Studio's own venv (first time on a machine: minutes) in a
+    background process as soon as a collected test needs it, so the install overlaps other
+    tests. A process, not a thread: tests fork DataLoader workers, and forking a process with a
+    running thread is not safe. The fixture waits for it (the install holds a file lock)."""
     if not any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
         return
-    import threading
-
-    from modalops.review.service import ensure_installed
+    import subprocess
+    import sys
 
     venv = _label_studio_venv()
-    home = venv.parent
-
-    def install() -> None:
-        # a failure here is reported by the fixture, which runs the same install again
-        with contextlib.suppress(Exception):
-            ensure_installed(home, venv=venv)
-
-    threading.Thread(target=install, name="label-studio-install", daemon=True).start()
+    code = (
+        "import sys; from pathlib import Path; from modalops.review.service import "
+        "ensure_installed; ensure_installed(Path(sys.argv[1]).parent, venv=sys.argv[1])"
+    )
+    # a failure here is reported by the fixture, which runs the same install again
+    subprocess.Popen(
+        [sys.executable, "-c", code, str(venv)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(scope="session")

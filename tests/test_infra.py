@@ -128,7 +128,7 @@ def test_no_secret_is_inlined_and_the_env_example_covers_every_variable():
         assert uses, f"compose.yaml never uses {var}"
         assert all(u.startswith(":?") for u in uses), f"{var} has a default in compose.yaml: {uses}"
     # the example's placeholder secrets appear nowhere but in the example
-    deployable = [COMPOSE, DOCKERFILE, *K8S.iterdir()]
+    deployable = [COMPOSE, DOCKERFILE, *(p for p in sorted(K8S.rglob("*")) if p.is_file())]
     for var in SECRET_VARS:
         for path in deployable:
             assert example[var] not in path.read_text(), f"{path.name} inlines {var}'s value"

@@ -60,6 +60,20 @@ def _weights(store, result) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
+TOLERANCE = 1e-6  # measured: 0 on a quiet machine, 3e-8 under the full suite's load
+
+
+def _close(a, b) -> bool:
+    """Equal structures, floats within TOLERANCE."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) <= TOLERANCE
+    return a == b
+
+
 def _max_abs_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
@@ -118,13 +132,14 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(uninterrupte
     straight = uninterrupted["result"]
     diff = _max_abs_diff(_weights(store, resumed), _weights(uninterrupted["store"], straight))
     print(f"max |weight difference| resumed vs uninterrupted: {diff:.3g}")
-    assert diff == 0.0
+    # equal up to float32 rounding: intra-op threads may sum in another order after a restart
+    assert diff <= TOLERANCE
     for name in ("val_macro_f1", "val_loss", "best_epoch", "epochs"):
-        assert resumed.metrics[name] == straight.metrics[name], name
+        assert resumed.metrics[name] == pytest.approx(straight.metrics[name], abs=TOLERANCE), name
     # every epoch's validation, the last one included (which the final weights decide)
     history = json.loads((tmp_path / "work" / "fused" / "result.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [0, 1, 2]  # epoch 1 validated once, not twice
-    assert history == uninterrupted["history"]
+    assert _close(history, uninterrupted["history"])
     # the resume state is gone once the model is committed
     assert not store.exists(join_key(prefix, RESUME_STATE))
     assert resume_state(store, prefix) is None
@@ -176,6 +191,7 @@ def test_a_prefect_retry_resumes_the_killed_training(
         assert asyncio.run(attempts()) == 2
     straight = uninterrupted["result"]
     for name in ("val_macro_f1", "val_loss", "best_epoch", "epochs"):
-        assert result.metrics[name] == straight.metrics[name], name
+        assert result.metrics[name] == pytest.approx(straight.metrics[name], abs=TOLERANCE), name
     diff = _max_abs_diff(_weights(store, result), _weights(uninterrupted["store"], straight))
-    assert diff == 0.0
+    # equal up to float32 rounding: intra-op threads may sum in another order after a restart
+    assert diff <= TOLERANCE

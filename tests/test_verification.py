@@ -34,7 +34,9 @@ def test_each_rule_routes_with_its_reason():
         {"label": b, "probability": 0.80},                                 # b needs 0.9
         {"label": b, "probability": 0.95, f"has__{optional}": False},      # b needs optional
     ])  # fmt: skip
-    rules = VerificationConfig(min_probability={b: 0.9}, requires_streams={b: [optional]})
+    rules = VerificationConfig(
+        min_probability={b: 0.9}, requires_streams={b: [optional]}, least_confident_share=0
+    )
     out = route_windows(pred, SPEC, rules, threshold=0.5, flagged_slices=["plant=p2"])
     assert list(out["route"]) == [ACCEPT] + [REVIEW] * 5
     reasons = list(out["reasons"])
@@ -45,11 +47,15 @@ def test_each_rule_routes_with_its_reason():
     assert reasons[4] == f"{b} needs probability >= 0.90"
     assert reasons[5] == f"{b} needs {optional}, which is missing"
     # every rule can be switched off
-    off = VerificationConfig(abstained=False, missing_streams="none", weak_slices=False)
+    off = VerificationConfig(
+        abstained=False, missing_streams="none", weak_slices=False, least_confident_share=0
+    )
     quiet = route_windows(pred, SPEC, off, 0.5, ["plant=p2"])
     assert set(quiet["route"]) == {ACCEPT}
     # "any": an optional stream's absence routes too
-    anyrule = route_windows(pred, SPEC, VerificationConfig(missing_streams="any"), 0.5)
+    anyrule = route_windows(
+        pred, SPEC, VerificationConfig(missing_streams="any", least_confident_share=0), 0.5
+    )
     assert anyrule["route"].iloc[5] == REVIEW and f"missing {optional}" in anyrule["reasons"][5]
 
 
@@ -69,3 +75,16 @@ def test_config_values_are_checked():
     with pytest.raises(ValueError, match="is not one of"):
         InferenceConfig(sessions="newest")
     assert InferenceConfig(sessions=["s1", "s2"]).sessions == ["s1", "s2"]
+
+
+def test_the_least_confident_share_goes_to_review_whatever_the_threshold():
+    """A confident, calibrated model abstains on nothing; a reviewer's budget still sees its
+    most doubtful answers."""
+    probs = [0.99, 0.62, 0.97, 0.71, 0.95, 0.98, 0.93, 0.96, 0.94, 0.92]
+    pred = _frame([{"label": CLASSES[0], "probability": p} for p in probs])
+    rules = VerificationConfig(least_confident_share=0.2)
+    out = route_windows(pred, SPEC, rules, threshold=0.5)
+    assert list(out.index[out["route"] == REVIEW]) == [1, 3]  # the two lowest of ten
+    assert out["reasons"][1] == "least confident 20% of the batch (probability <= 0.71)"
+    assert set(route_windows(pred, SPEC, VerificationConfig(least_confident_share=0), 0.5)[
+        "route"]) == {ACCEPT}  # fmt: skip

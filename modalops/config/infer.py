@@ -29,6 +29,14 @@ class VerificationConfig(Section):
         description="Route windows from slices (metadata values) that the model's evaluation "
         "report flagged as worse than overall.",
     )
+    least_confident_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Also route this share of each batch's least confident windows (a "
+        "reviewer's budget), whatever the threshold: a well-calibrated model that rarely "
+        "abstains still sends its most doubtful answers to a person. 0 turns it off.",
+    )
     min_probability: dict[str, float] = Field(
         default_factory=dict,
         description="Per predicted class, the probability it needs to be accepted, e.g. "

@@ -250,6 +250,7 @@ def summarise(
         for r in str(text).split("; "):
             kind = r.split(":")[0].split(" ")[0] if r.startswith(("abstained", "missing")) else r
             kind = "weak slice" if r.startswith("weak slice") else kind
+            kind = "least confident" if r.startswith("least confident") else kind
             reasons[kind] = reasons.get(kind, 0) + 1
     batch_ms = np.asarray(seconds, np.float64) * 1000.0
     return {

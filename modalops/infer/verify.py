@@ -65,6 +65,14 @@ def route_windows(
             predictions["abstained"].to_numpy(bool),
             lambda i: f"abstained: probability {prob[i]:.2f} < threshold {threshold:.2f}",
         )
+    k = int(np.ceil(rules.least_confident_share * n)) if n else 0
+    if k:
+        order = np.argsort(prob, kind="stable")[:k]
+        doubtful = np.zeros(n, bool)
+        doubtful[order] = True
+        cut = float(prob[order].max())
+        share = rules.least_confident_share
+        add(doubtful, f"least confident {100 * share:g}% of the batch (probability <= {cut:.2f})")
     checked = {"required": spec.required_streams, "any": spec.stream_names, "none": []}
     for stream in checked[rules.missing_streams]:
         add(~predictions[columns.presence_column(stream)].to_numpy(bool), f"missing {stream}")

@@ -335,15 +335,18 @@ def format_batch(result: dict, store_uri: str = "") -> str:
     from modalops.infer.report import summary_markdown
 
     review = result.get("review") or {}
-    where = (
-        review.get("url") or f"import file {review.get('import_json')} (no Label Studio running)"
-    )
+    where = f"the import file {review.get('import_json')} (no Label Studio running)"
     return "\n".join(
         [
             summary_markdown(
                 result["summary"], {"predictions": result["predictions_key"]}, store_uri
             ),
-            f"- review: {review.get('tasks', 0)} tasks, {review.get('imported', 0)} new in {where}",
+            (
+                f"- review: {review.get('tasks', 0)} tasks, {review.get('imported', 0)} new in "
+                f"{review['url']}"
+                if review.get("url")
+                else f"- review: {review.get('tasks', 0)} tasks written to {where}"
+            ),
             f"- MLflow run {result['mlflow_run_id']}",
         ]
     )

@@ -46,6 +46,14 @@ def _label_studio_venv() -> Path:
     return Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Dask's local cluster leaves threads behind in this process; a DataLoader forking its
+    workers after it had one exit with code 1 (seen in a full run, never alone). The Dask test
+    goes last, so no test forks after it (the pipeline itself trains with num_workers 0, or in a
+    child process with train.isolated; docs/scale.md)."""
+    items.sort(key=lambda item: "test_dask_stages" in item.nodeid)
+
+
 def pytest_collection_finish(session) -> None:
     """Start installing Label Studio's own venv (first time on a machine: minutes) in a
     background process as soon as a collected test needs it, so the install overlaps other

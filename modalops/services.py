@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,13 +283,18 @@ def stop_prefect_worker(home: Path, pool: str = DEFAULT_WORK_POOL, timeout_s: fl
     _worker_pid_file(home, pool).unlink(missing_ok=True)
     if worker is None:
         return False
-    pid = worker.pid
+    stop_group(worker.pid, lambda: _pid_alive(worker.pid), timeout_s)
+    return True
+
+
+def stop_group(pid: int, running: Callable[[], bool], timeout_s: float) -> None:
+    """SIGTERM the process group `pid` leads; SIGKILL it if `running()` still holds after
+    `timeout_s` (a server's port still open, a worker still alive)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if running():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    return True

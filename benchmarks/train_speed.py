@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--window-s", type=float, default=1.0)
     ap.add_argument("--spec", choices=["demo", "other"], default="demo")
+    ap.add_argument(
+        "--no-decode-cache", action="store_true", help="decode every epoch (train.decode_cache off)"
+    )
     args = ap.parse_args()
     if args.spec == "demo":
         from modalops_demo.names import demo_spec
@@ -50,7 +53,13 @@ def main() -> None:
             f"data+shards: {time.perf_counter() - t0:.1f} s, "
             f"{ {s: i.n_samples for s, i in manifest.splits.items()} }"
         )
-        cfg = TrainConfig(max_epochs=args.epochs, batch_size=args.batch, hidden_dim=args.hidden)
+        cfg = TrainConfig(
+            max_epochs=args.epochs,
+            batch_size=args.batch,
+            hidden_dim=args.hidden,
+            decode_cache=not args.no_decode_cache,
+            decode_cache_dir=str(Path(tmp) / "decoded"),  # cold at the start of every run
+        )
         plan = model_plan(spec, cfg)
         total = time.perf_counter()
         print(f"{'model':12s} {'seconds':>8s} {'samples/s':>10s} {'val_F1':>7s} {'params':>8s}")

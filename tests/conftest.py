@@ -14,6 +14,14 @@ from modalops.services import Service, start_prefect_server, start_s3_server
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoded_cache_dir(tmp_path_factory) -> Path:
+    """The training decode cache of this test session (not the machine's shared one)."""
+    folder = tmp_path_factory.mktemp("decoded-cache")
+    os.environ["MODALOPS_DECODED_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> Iterator[Service]:
     """moto in server mode on 127.0.0.1: a real S3-compatible HTTP endpoint, per test session."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 
 import pytest
@@ -136,3 +137,95 @@ def test_missing_split_is_named(manifest):
     )
     with pytest.raises(KeyError, match="no shards for split 'val'"):
         dm.val_dataloader()
+
+
+# ---- decode once ---------------------------------------------------------------------------
+
+
+def _epoch_batches(manifest, epoch, cache=None, streams=None, num_workers=0, urls=None):
+    dm = ShardDataModule.from_manifest(
+        manifest,
+        batch_size=5,
+        decode_cache_dir=None if cache is None else str(cache),
+        streams=streams,
+        num_workers=num_workers,
+    )
+    if urls is not None:
+        dm.urls = urls
+    dm.epoch = epoch
+    return list(dm.train_dataloader())
+
+
+def _assert_same_batches(a, b):
+    assert len(a) == len(b) > 0
+    for (in_a, pres_a, y_a), (in_b, pres_b, y_b) in zip(a, b, strict=True):
+        assert torch.equal(y_a, y_b) and torch.equal(pres_a, pres_b)
+        assert in_a.keys() == in_b.keys()
+        for name in in_a:
+            assert torch.equal(in_a[name], in_b[name]), name
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_decode_cache_gives_the_same_batches_and_reads_no_tar_once_warm(
+    manifest, tmp_path, num_workers
+):
+    """Cold (decoding) and warm (cache) epochs yield exactly the batches of the decoding path;
+    once warm, the shards themselves are not read: a copy whose tars are gone still trains."""
+    cache = tmp_path / "decoded"
+    for epoch in (0, 1):
+        plain = _epoch_batches(manifest, epoch, num_workers=num_workers)
+        _assert_same_batches(plain, _epoch_batches(manifest, epoch, cache, num_workers=num_workers))
+        _assert_same_batches(plain, _epoch_batches(manifest, epoch, cache, num_workers=num_workers))
+    assert list(cache.glob("*/*/light.json"))
+    # warm the cache from copies of the shards, delete the copies: the same URLs still read
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    urls = []
+    for url in manifest.shard_urls("train"):
+        urls.append(str(shutil.copy(url, copies)))
+    plain = _epoch_batches(manifest, 0, num_workers=num_workers)
+    _assert_same_batches(
+        plain, _epoch_batches(manifest, 0, cache, num_workers=num_workers, urls={"train": urls})
+    )
+    shutil.rmtree(copies)
+    with pytest.raises(FileNotFoundError, match="copies"):  # without the cache they are gone
+        _epoch_batches(manifest, 0, urls={"train": urls})
+    warm = _epoch_batches(manifest, 0, cache, num_workers=num_workers, urls={"train": urls})
+    _assert_same_batches(plain, warm)
+
+
+def test_a_single_stream_model_reuses_what_the_fused_model_decoded(manifest, tmp_path):
+    cache = tmp_path / "decoded"
+    _epoch_batches(manifest, 0, cache)  # every stream decoded and cached
+    arrays = sorted(p.name for p in cache.glob("*/*/*.npy"))
+    only = _epoch_batches(manifest, 0, cache, streams=["vibration"])
+    assert sorted(p.name for p in cache.glob("*/*/*.npy")) == arrays  # nothing decoded again
+    _assert_same_batches(_epoch_batches(manifest, 0, streams=["vibration"]), only)
+    assert only[0][0]["camera"].abs().sum() == 0  # streams a model does not use stay zeros
+
+
+def test_a_damaged_cache_entry_is_decoded_again(manifest, tmp_path):
+    cache = tmp_path / "decoded"
+    plain = _epoch_batches(manifest, 0)
+    _epoch_batches(manifest, 0, cache)
+    for npy in cache.glob("*/*/*.npy"):
+        npy.write_bytes(npy.read_bytes()[:100])  # truncated
+    _assert_same_batches(plain, _epoch_batches(manifest, 0, cache))
+    (next(cache.glob("*/*/light.json"))).write_text("{not json")
+    _assert_same_batches(plain, _epoch_batches(manifest, 0, cache))
+
+
+def test_the_decode_cache_stays_under_its_size_limit(manifest, tmp_path):
+    cache = tmp_path / "decoded"
+    dm = ShardDataModule.from_manifest(
+        manifest,
+        batch_size=5,
+        decode_cache_dir=str(cache),
+        decode_cache_gb=1e-4,  # 100 kB
+    )
+    batches = list(dm.train_dataloader())
+    _assert_same_batches(_epoch_batches(manifest, 0), batches)
+    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    one_entry = max(sum(f.stat().st_size for f in entry.iterdir()) for entry in cache.glob("*/*"))
+    assert size <= 1e5 + one_entry  # only the newest entry may overshoot the limit
+    assert len(list(cache.glob("*/*/light.json"))) < len(manifest.shard_urls("train"))

@@ -9,7 +9,13 @@ from modalops.shard import iter_raw_samples
 from modalops.store import LocalStore
 from modalops.testing.shards import other_spec, write_test_shards
 from modalops.train.models import load_classifier, predict_proba
-from modalops.train.training import balance_report, balancing, model_plan, train_model
+from modalops.train.training import (
+    balance_report,
+    balancing,
+    model_plan,
+    train_cache_key,
+    train_model,
+)
 from modalops_demo.names import demo_spec
 
 
@@ -132,3 +138,28 @@ def test_epoch_curves_go_to_the_given_mlflow_run(dataset, tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"  # the pipeline closes it, not the logger
     assert run.data.params == {}  # no flattened spec from Lightning's hparams
+
+
+def test_the_decode_cache_does_not_change_the_trained_weights(dataset, tmp_path):
+    """Two epochs with every shard decoded each epoch, and two with the decode cache (cold, then
+    warm): the same weights, bit for bit, and the same key, so either reuses the other."""
+    import torch
+
+    store, manifest = dataset
+    base = dict(max_epochs=2, batch_size=8, hidden_dim=4, streams=["camera", "audio"])
+    weights = []
+    for on in (False, True):
+        cfg = TrainConfig(**base, decode_cache=on, decode_cache_dir=str(tmp_path / "decoded"))
+        result = train_model(
+            store, manifest, cfg, "fused", ["camera", "audio"], tmp_path / str(on), reuse=False
+        )
+        model, _ = load_classifier(store.get_bytes(result.checkpoint_key))
+        weights.append(model.state_dict())
+    assert list(tmp_path.glob("decoded/*/*/light.json"))  # the second run used the cache
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
+    on, off = (TrainConfig(**base, decode_cache=v) for v in (True, False))
+    assert train_cache_key(manifest, "fused", ["camera", "audio"], on) == train_cache_key(
+        manifest, "fused", ["camera", "audio"], off
+    )

@@ -67,6 +67,24 @@ class TrainConfig(Section):
         "flow process. Does not change the result, so not part of the cache key.",
     )
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes per rank.")
+    decode_cache: bool = Field(
+        default=True,
+        description="Decode each shard once per machine: the first read of a shard writes its "
+        "decoded tensors to a local folder, later epochs and the other models of the run read "
+        "them instead of decoding JPEG, audio and text again. Gives the same batches, so not "
+        "part of the cache key.",
+    )
+    decode_cache_dir: str | None = Field(
+        default=None,
+        description="Folder of the decode cache (node-local disk); null: $MODALOPS_DECODED_CACHE, "
+        "else <system temp>/modalops-decoded-<uid>.",
+    )
+    decode_cache_gb: float = Field(
+        default=8.0,
+        gt=0,
+        description="Size limit of the decode cache folder; the least recently used shards are "
+        "removed beyond it.",
+    )
     seed: int = Field(default=7, description="Seed for weights and sampling.")
     balancing: Literal["none", "class_weight", "weighted_sampling", "subgroup_upsample"] = Field(
         default="none",

@@ -13,6 +13,10 @@ Resume: the order is a function of (seed, epoch, rank, worker) only, so a restar
 the same samples; `skip_batches` drops the batches the interrupted run already trained on
 (without decoding them), since Lightning restores its batch counter but cannot fast-forward
 an iterable dataset.
+
+Decode once (`decode_cache_dir`): each shard a reader opens is decoded whole, once per machine,
+into `modalops.train.decoded_cache`; later epochs and other models over the same shards read the
+decoded tensors. The order of samples, and so every batch, is the same with or without it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from modalops.dataset.spec import DatasetSpec
 from modalops.shard import DatasetManifest, SampleReader, iter_tar_samples
 from modalops.store import read_stream
+from modalops.train.decoded_cache import DecodedCache, DecodedSample
 from modalops.train.inputs import spec_codecs
 
 
@@ -43,10 +48,27 @@ class SampleWeights:
     field: str
     weights: dict[str, float]
 
-    def keep_probability(self, raw: Mapping[str, Any]) -> float:
-        value = raw["label"] if self.field == "label" else raw["meta"].get(self.field)
+    def keep_probability(self, label: str, meta: Mapping[str, Any]) -> float:
+        value = label if self.field == "label" else meta.get(self.field)
         top = max(self.weights.values())
         return self.weights.get(str(value), top) / top if top > 0 else 1.0
+
+
+class _Lazy:
+    """A raw sample from a tar, decoded only if it is yielded (not when a resume skips it)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: dict[str, Any]):
+        self.raw = raw
+
+    @property
+    def label(self) -> str:
+        return self.raw["label"]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.raw["meta"]
 
 
 def _collate(items: list[tuple[dict[str, torch.Tensor], torch.Tensor, int]]):
@@ -79,6 +101,8 @@ class ShardStream(IterableDataset):
         streams: Sequence[str] | None = None,
         skip_batches: int = 0,
         batch_size: int = 1,
+        decode_cache_dir: str | None = None,
+        decode_cache_gb: float = 8.0,
     ):
         super().__init__()
         if not urls:
@@ -97,6 +121,7 @@ class ShardStream(IterableDataset):
         self.spec, self.window_s = spec, float(window_s)
         self.streams = tuple(streams) if streams else None  # decode only these
         self.skip_batches, self.batch_size = skip_batches, batch_size
+        self.decode_cache_dir, self.decode_cache_gb = decode_cache_dir, decode_cache_gb
         unknown = [x for x in (self.streams or ()) if x not in spec.streams]
         if unknown:
             raise ValueError(f"streams {unknown} are not in dataset spec {spec.name!r}")
@@ -113,9 +138,9 @@ class ShardStream(IterableDataset):
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
         return worker, workers
 
-    def _raw_samples(
-        self, cycle: int, reader: int, readers: int, shard_level: bool
-    ) -> Iterator[dict]:
+    def _items(self, cycle: int, reader: int, readers: int, shard_level: bool) -> Iterator[Any]:
+        """The reader's samples in its shard order: `_Lazy` raw samples, or `DecodedSample`s
+        from the decode cache."""
         urls = list(self.urls)
         if self.shuffle:  # the partition changes per epoch, never within one (ranks stay disjoint)
             random.Random(f"{self.seed}:{self.epoch}").shuffle(urls)
@@ -123,13 +148,33 @@ class ShardStream(IterableDataset):
         if self.shuffle and cycle:
             random.Random(f"{self.seed}:{self.epoch}:{cycle}").shuffle(mine)
         to_raw = SampleReader(self.spec)
-        for url in mine:
-            self._log_open(url)
+        cache = self._cache()
+        share = None if shard_level else (reader, readers)
+
+        def raws(url: str) -> Iterator[dict]:
             with read_stream(url, self.endpoint_url) as stream:
                 for i, sample in enumerate(iter_tar_samples(stream, url)):
                     # sample-level splitting counts positions per shard, the same on every reader
                     if shard_level or i % readers == reader:
                         yield to_raw(sample)
+
+        wanted = list(self.streams or self.spec.stream_names)
+        for url in mine:
+            self._log_open(url)  # read from the tar or from the decode cache: this reader's shard
+            if cache is None:
+                yield from map(_Lazy, raws(url))
+            else:
+                yield from cache.samples(url, share, wanted, lambda u=url: raws(u))
+
+    def _cache(self) -> DecodedCache | None:
+        if not self.decode_cache_dir:
+            return None
+        return DecodedCache(
+            self.decode_cache_dir,
+            spec_codecs(self.spec, self.window_s),
+            self.spec.digest(),
+            self.decode_cache_gb,
+        )
 
     def _log_open(self, url: str) -> None:
         if not self.shard_log:
@@ -170,9 +215,11 @@ class ShardStream(IterableDataset):
         cycle = 0
         while quota is None or produced < quota:
             got_any = False
-            for raw in self._raw_samples(cycle, reader, readers, shard_level):
+            for raw in self._items(cycle, reader, readers, shard_level):
                 got_any = True
-                if self.weights is not None and rng.random() >= self.weights.keep_probability(raw):
+                if self.weights is not None and rng.random() >= self.weights.keep_probability(
+                    raw.label, raw.meta
+                ):
                     continue
                 if self.shuffle:
                     buffer.append(raw)
@@ -202,10 +249,12 @@ class ShardStream(IterableDataset):
                 yield self._tensors(raw)
             produced += 1
 
-    def _tensors(self, raw: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    def _tensors(self, item: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+        if isinstance(item, DecodedSample):
+            return item.tensors, item.presence, item.label_index
         codecs = spec_codecs(self.spec, self.window_s)
-        tensors, presence = codecs(raw["streams"], self.streams)
-        return tensors, presence, raw["label_index"]
+        tensors, presence = codecs(item.raw["streams"], self.streams)
+        return tensors, presence, item.raw["label_index"]
 
 
 class ShardDataModule(pl.LightningDataModule):
@@ -225,6 +274,8 @@ class ShardDataModule(pl.LightningDataModule):
         weights: SampleWeights | None = None,
         shard_log: str | None = None,
         streams: Sequence[str] | None = None,
+        decode_cache_dir: str | None = None,
+        decode_cache_gb: float = 8.0,
     ):
         super().__init__()
         self.urls = {k: list(v) for k, v in urls.items()}
@@ -236,6 +287,7 @@ class ShardDataModule(pl.LightningDataModule):
         self.weights = weights
         self.shard_log = shard_log
         self.streams = list(streams) if streams else None  # decode only these
+        self.decode_cache_dir, self.decode_cache_gb = decode_cache_dir, decode_cache_gb
         self.epoch = 0  # used when no trainer is attached (plain iteration in tests)
         # (epoch, batches): set on a mid-epoch resume by training's ResumeCheckpoints callback
         self.resume_skip: tuple[int, int] = (-1, 0)
@@ -282,6 +334,8 @@ class ShardDataModule(pl.LightningDataModule):
             streams=self.streams,
             skip_batches=self._resume_skip() if train else 0,
             batch_size=self.batch_size,
+            decode_cache_dir=self.decode_cache_dir,
+            decode_cache_gb=self.decode_cache_gb,
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -65,16 +65,22 @@ class SpecCodecs:
                 f"streams {unknown} are not in dataset spec {self.spec.name!r} ({self.names})"
             )
         wanted_set = set(self.names if wanted is None else wanted)
-        present = {s.name: not is_absent(streams.get(s.name)) for s in self.streams}
         tensors = {
-            s.name: s.decode(
-                streams.get(s.name) if present[s.name] and s.name in wanted_set else None,
-                self.window_s,
-            )
+            s.name: self.decode_one(s.name, streams if s.name in wanted_set else {})
             for s in self.streams
         }
-        presence = torch.tensor([float(present[s.name]) for s in self.streams], dtype=torch.float32)
-        return tensors, presence
+        return tensors, self.presence(streams)
+
+    def decode_one(self, name: str, streams: Mapping[str, Any]) -> torch.Tensor:
+        """Stream `name`'s tensor from its payload in `streams`: zeros when absent."""
+        payload = streams.get(name)
+        return self.by_name[name].decode(None if is_absent(payload) else payload, self.window_s)
+
+    def presence(self, streams: Mapping[str, Any]) -> torch.Tensor:
+        """float32 [S]: 1 where the spec stream's payload is present, in spec order."""
+        return torch.tensor(
+            [float(not is_absent(streams.get(s.name))) for s in self.streams], dtype=torch.float32
+        )
 
 
 _CACHE: dict[tuple[int, float], SpecCodecs] = {}

@@ -40,6 +40,7 @@ from modalops.store import ObjectStore, join_key, open_store
 from modalops.train import FUSED_ID
 from modalops.train.balancing import shares_before_after, weights_from_counts
 from modalops.train.datamodule import SampleWeights, ShardDataModule
+from modalops.train.decoded_cache import default_cache_dir
 from modalops.train.hardware import DeviceFacts, resolve_hardware
 from modalops.train.models import ClassifierModule, save_checkpoint
 from modalops.train.resume import (
@@ -58,7 +59,16 @@ SHARD_LOG_DIR = "shard_log"
 TRAINED_NAME = "trained.json"  # the sidecar that commits a cached checkpoint (see find_trained)
 # config fields that change how training runs, not what it produces: left out of the cache key,
 # so a retry with another checkpoint interval still finds (and resumes) the same training
-NOT_IN_CACHE_KEY = frozenset({"checkpoint_every_n_steps", "isolated", "timeout_s"})
+NOT_IN_CACHE_KEY = frozenset(
+    {
+        "checkpoint_every_n_steps",
+        "isolated",
+        "timeout_s",
+        "decode_cache",
+        "decode_cache_dir",
+        "decode_cache_gb",
+    }
+)
 
 
 class TrainingError(RuntimeError):
@@ -363,6 +373,10 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
         weights=weights,
         shard_log=str(work_dir / SHARD_LOG_DIR),
         streams=streams,
+        decode_cache_dir=str(cfg.decode_cache_dir or default_cache_dir())
+        if cfg.decode_cache
+        else None,
+        decode_cache_gb=cfg.decode_cache_gb,
     )
     module = ClassifierModule(
         manifest.spec,

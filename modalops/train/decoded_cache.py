@@ -1,0 +1,219 @@
+"""Decode each shard once per machine: a local cache of the tensors the kinds' codecs made.
+
+Decoding (JPEG, WAV → spectrogram, text hashing) costs far more than a training step of the
+small models here. The first time a shard is read for some streams, every one of its samples
+(of the reader's share) is decoded, and each stream's tensors are written as one `.npy` array
+next to a small `light.json` (label, label index, metadata, presence per spec stream). Every
+later epoch, and every other model over the same shards (a single-stream baseline reuses what
+the fused model decoded), reads those arrays instead of the tar.
+
+An entry's key covers everything the tensors depend on: the shard URL (a dataset version's
+shards never change: the version is a content hash), the spec's digest, the window length, the
+stream's codec source file, and the reader's share of the shard (sample-level splitting). The
+arrays are the codec's own float32 output, so a cached epoch yields exactly the tensors the
+decoding path yields. Files are written to a temporary name and renamed, so concurrent readers
+(ranks, loader workers, parallel models) see a whole entry or none; arrays are loaded with
+`allow_pickle=False`. When the folder grows past its size limit the least recently used entries
+are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modalops.train.inputs import SpecCodecs
+
+LIGHT_NAME = "light.json"
+FORMAT = "modalops.decoded/1"
+
+
+@dataclass
+class DecodedSample:
+    """One sample as the loader yields it, plus what weighted sampling reads (label, meta)."""
+
+    label: str
+    label_index: int
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    presence: torch.Tensor
+
+
+def default_cache_dir() -> Path:
+    """`$MODALOPS_DECODED_CACHE`, else `<system temp>/modalops-decoded-<uid>`: node-local."""
+    env = os.environ.get("MODALOPS_DECODED_CACHE")
+    if env:
+        return Path(env)
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"modalops-decoded-{uid}"
+
+
+class DecodedCache:
+    """Decoded tensors of shards, per stream, under one local folder."""
+
+    def __init__(self, root: str | Path, codecs: SpecCodecs, spec_digest: str, max_gb: float):
+        self.root = Path(root)
+        self.codecs = codecs
+        self.max_bytes = int(max_gb * 1e9)
+        self.base = {
+            "format": FORMAT,
+            "spec": spec_digest,
+            "window_s": codecs.window_s,
+        }
+        # the decoder's own source is part of the key: a changed codec never reads old tensors
+        self.codec_hash = {
+            s.name: hashlib.sha256(Path(s.codec.__file__).read_bytes()).hexdigest()[:16]
+            for s in codecs.streams
+        }
+        self.index = {s.name: i for i, s in enumerate(codecs.streams)}
+
+    def _entry(self, url: str, share: tuple[int, int] | None) -> Path:
+        text = json.dumps({**self.base, "url": url, "share": share}, sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        return self.root / key[:2] / key
+
+    def _array_path(self, entry: Path, stream: str) -> Path:
+        return entry / f"s{self.index[stream]}-{self.codec_hash[stream]}.npy"
+
+    def samples(
+        self,
+        url: str,
+        share: tuple[int, int] | None,
+        wanted: Sequence[str],
+        read_raw: Callable[[], Iterable[dict[str, Any]]],
+    ) -> list[DecodedSample]:
+        """The shard's samples (of `share` = (reader, readers), or all) decoded for `wanted`;
+        from the cache where it has them, else by decoding `read_raw()` (raw sample dicts in
+        shard order) and storing the result. Streams not wanted come back as the codec's
+        absent tensor, as in the decoding path."""
+        entry = self._entry(url, share)
+        light = self._read_light(entry)
+        arrays: dict[str, np.ndarray] = {}
+        if light is not None:
+            for name in wanted:
+                found = self._load(entry, name, len(light))
+                if found is not None:
+                    arrays[name] = found
+        missing = [s for s in wanted if s not in arrays]
+        if missing:
+            raws = list(read_raw())
+            light = [_light_of(raw, self.codecs) for raw in raws]
+            decoded = {name: self._decode_stream(name, raws) for name in missing}
+            self._write(entry, light, decoded)
+            arrays.update(decoded)
+        self._touch(entry)
+        return self._assemble(light, arrays)
+
+    def _load(self, entry: Path, name: str, n: int) -> np.ndarray | None:
+        """A cached stream array, or None if absent or unreadable (then it is decoded again)."""
+        path = self._array_path(entry, name)
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        expected = (n, *self.codecs.by_name[name].shape)
+        return arr if arr.shape == expected and arr.dtype == np.float32 else None
+
+    def _decode_stream(self, name: str, raws: list[dict[str, Any]]) -> np.ndarray:
+        codec = self.codecs.by_name[name]
+        out = np.empty((len(raws), *codec.shape), dtype=np.float32)
+        for i, raw in enumerate(raws):
+            # the same call as SpecCodecs: a present payload decoded, an absent one zeros
+            out[i] = self.codecs.decode_one(name, raw["streams"]).numpy()
+        return out
+
+    def _assemble(self, light: list[dict], arrays: dict[str, np.ndarray]) -> list[DecodedSample]:
+        absent = {
+            s.name: self.codecs.decode_one(s.name, {})
+            for s in self.codecs.streams
+            if s.name not in arrays
+        }
+        tensors = {name: torch.from_numpy(arr) for name, arr in arrays.items()}
+        out = []
+        for i, item in enumerate(light):
+            row = {name: t[i] for name, t in tensors.items()}
+            row.update(absent)
+            out.append(
+                DecodedSample(
+                    label=item["label"],
+                    label_index=int(item["label_index"]),
+                    meta=item["meta"],
+                    tensors={s: row[s] for s in self.codecs.names},
+                    presence=torch.tensor(item["presence"], dtype=torch.float32),
+                )
+            )
+        return out
+
+    def _read_light(self, entry: Path) -> list[dict] | None:
+        path = entry / LIGHT_NAME
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _write(self, entry: Path, light: list[dict], arrays: dict[str, np.ndarray]) -> None:
+        entry.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, arr in arrays.items():
+            _atomic(self._array_path(entry, name), lambda fh, a=arr: np.save(fh, a))
+        # light.json last: an entry whose light file exists has whole arrays for what it lists
+        _atomic(entry / LIGHT_NAME, lambda fh: fh.write(json.dumps(light).encode()))
+        self._evict(keep=entry)
+
+    def _touch(self, entry: Path) -> None:
+        now = time.time()
+        with contextlib.suppress(OSError):  # evicted by another process meanwhile: harmless
+            os.utime(entry / LIGHT_NAME, (now, now))
+
+    def _evict(self, keep: Path) -> None:
+        """Remove least recently used entries while the folder is over its size limit (never
+        `keep`, the entry just written)."""
+        entries = []
+        total = 0
+        for light in self.root.glob(f"*/*/{LIGHT_NAME}"):
+            entry = light.parent
+            try:
+                size = sum(p.stat().st_size for p in entry.iterdir())
+                used = light.stat().st_mtime
+            except OSError:
+                continue
+            entries.append((used, size, entry))
+            total += size
+        for _, size, entry in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            if entry == keep:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            total -= size
+
+
+def _light_of(raw: dict[str, Any], codecs: SpecCodecs) -> dict[str, Any]:
+    return {
+        "label": raw["label"],
+        "label_index": int(raw["label_index"]),
+        "meta": raw["meta"],
+        "presence": codecs.presence(raw["streams"]).tolist(),
+    }
+
+
+def _atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -329,12 +329,21 @@ def open_store(uri: str, endpoint_url: str | None = None, **s3_options: Any) -> 
     return LocalStore(uri)
 
 
+# read_stream's S3 stores, one per (process, bucket, endpoint): a boto3 client costs 50-120 ms
+# to create, more than reading a 2 MB shard; keyed by pid since clients must not cross a fork
+_STREAM_STORES: dict[tuple[int, str, str | None], S3Store] = {}
+
+
 def read_stream(url: str, endpoint_url: str | None = None) -> IO[bytes]:
     """Open any object URL (local path or s3://bucket/key) as a binary stream."""
     if url.startswith("s3://"):
         bucket_and_key = url[len("s3://") :]
         bucket, _, key = bucket_and_key.partition("/")
-        return S3Store(f"s3://{bucket}", endpoint_url=endpoint_url).open_read(key)
+        where = (os.getpid(), bucket, endpoint_url)
+        store = _STREAM_STORES.get(where)
+        if store is None:
+            store = _STREAM_STORES[where] = S3Store(f"s3://{bucket}", endpoint_url=endpoint_url)
+        return store.open_read(key)
     if url.startswith("file://"):
         url = url[len("file://") :]
     return open(url, "rb")

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv
+.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv bench-deps
 
 install: $(STAMP)
 
@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 # Label Studio in its own venv (.modalops/labelstudio/venv; its pins clash with ours).
 review-venv: $(STAMP)
 	$(BIN)/modalops review install
+
+# Benchmark-only packages (benchmarks/input_pipeline.py compares against LitData), pinned in
+# constraints.txt. litdata declares torchvision, which has no CPU build here and which its
+# streaming path never imports, so it goes in without deps; its runtime deps it does import are
+# installed by name (obstore: its chunk GETs; tifffile: its TIFF serializer). Not in the dev
+# extra: pip would resolve torchvision there.
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps litdata
+	$(BIN)/python -m pip install --quiet -c constraints.txt obstore tifffile
 
 demo: $(STAMP)
 	$(BIN)/modalops-demo run

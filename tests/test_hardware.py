@@ -75,3 +75,25 @@ def test_auto_accelerator_and_precision_train_end_to_end(tmp_path):
     result = train_model(store, manifest, cfg, "fused", ["vibration"], tmp_path / "work")
     model, info = load_classifier(store.get_bytes(result.checkpoint_key))
     assert info["meta"]["train_config"]["precision"] == "auto" and result.metrics["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "processes", "cpus", "threads"),
+    [
+        ("auto", 1, 2, 1),  # the 2-core machine: one core left to the flow and services
+        ("auto", 1, 16, 15),
+        ("auto", 4, 16, 3),  # four DDP processes on one node share the cores
+        ("auto", 2, 2, 1),  # never below one
+        (3, 1, 2, 3),  # an explicit value is taken as given
+    ],
+)
+def test_cpu_threads_auto_leaves_a_core_to_the_flow(setting, processes, cpus, threads):
+    from modalops.train.hardware import resolve_cpu_threads
+
+    facts = DeviceFacts(cuda_available=False, bf16_supported=False, cpus=cpus)
+    assert resolve_cpu_threads(setting, processes, facts) == threads
+
+
+def test_cpu_threads_must_be_positive():
+    with pytest.raises(ValueError, match="cpu_threads must be at least 1"):
+        TrainConfig(cpu_threads=0)

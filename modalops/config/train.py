@@ -67,6 +67,12 @@ class TrainConfig(Section):
         "flow process. Does not change the result, so not part of the cache key.",
     )
     num_workers: int = Field(default=0, ge=0, description="DataLoader worker processes per rank.")
+    cpu_threads: int | Literal["auto"] = Field(
+        default="auto",
+        description="Intra-op threads (torch.set_num_threads) of each training process on CPU. "
+        "auto: the node's CPUs divided among its training processes, less one each for the "
+        "flow's own threads and services, at least 1 (on 2 cores: 1).",
+    )
     decode_cache: bool = Field(
         default=True,
         description="Decode each shard once per machine: the first read of a shard writes its "
@@ -126,6 +132,8 @@ class TrainConfig(Section):
             raise ValueError("devices > 1 needs strategy: ddp")
         if self.num_nodes > 1 and self.strategy != "ddp":
             raise ValueError("num_nodes > 1 needs strategy: ddp")
+        if isinstance(self.cpu_threads, int) and self.cpu_threads < 1:
+            raise ValueError("cpu_threads must be at least 1 (or auto)")
         if self.precision == "16-mixed" and self.accelerator == "cpu":
             raise ValueError("precision 16-mixed needs a GPU; use bf16-mixed or 32-true on CPU")
         return self

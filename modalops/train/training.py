@@ -41,7 +41,7 @@ from modalops.train import FUSED_ID
 from modalops.train.balancing import shares_before_after, weights_from_counts
 from modalops.train.datamodule import SampleWeights, ShardDataModule
 from modalops.train.decoded_cache import default_cache_dir
-from modalops.train.hardware import DeviceFacts, resolve_hardware
+from modalops.train.hardware import DeviceFacts, resolve_cpu_threads, resolve_hardware
 from modalops.train.models import ClassifierModule, save_checkpoint
 from modalops.train.resume import (
     FaultInjection,
@@ -360,7 +360,9 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    hardware = resolve_hardware(cfg.accelerator, cfg.precision, DeviceFacts.probe())
+    facts = DeviceFacts.probe()
+    hardware = resolve_hardware(cfg.accelerator, cfg.precision, facts)
+    torch.set_num_threads(resolve_cpu_threads(cfg.cpu_threads, cfg.devices, facts))
 
     class_weights, weights = balancing(manifest, cfg)
     dm = ShardDataModule.from_manifest(

@@ -2,13 +2,18 @@
 
     .venv/bin/python benchmarks/faults.py                  # every case (several minutes)
     .venv/bin/python benchmarks/faults.py --ops 50 --only store
+    .venv/bin/python benchmarks/faults.py --only mlflow-server   # or: --only crash
 
 Store cases: `--ops` operations (put, get, list in turn) per fault kind through
 modalops.testing.fault_proxy at `--rate` in front of moto's S3 server; data lost = objects that
 are missing or differ when read back straight from the server afterwards. Pipeline cases (once
 each, the tiny CI config on demo data, local store, MLflow on SQLite, a real Prefect server):
 a SQLite database held locked during registration, the Prefect server restarted mid-flow, and
-two pipelines at once on one store and registry.
+two pipelines at once on one store and registry. `--only mlflow-server`: a real `mlflow server
+--host 127.0.0.1` (on SQLite) stopped once evaluation is done, left down (the flow fails; re-run
+with it back) or restarted at once (the register task's retries ride it out), with the
+pipeline's bounded MLflow HTTP retries. `--only crash`: registration dies once at each of five
+points (one MlflowClient call raising, in-process) and the register task's retry finishes it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from modalops.services import free_port, start_prefect_server, start_s3_server  # noqa: E402
+from modalops.services import (  # noqa: E402
+    free_port,
+    start_mlflow_server,
+    start_prefect_server,
+    start_s3_server,
+)
 from modalops.store import S3Store  # noqa: E402
 from modalops.testing.fault_proxy import FaultProxy, FaultRates  # noqa: E402
 
@@ -281,11 +291,220 @@ def concurrent_case(root: Path, api: str) -> Row:
     )
 
 
+# ---- MLflow tracking server and registration crashes ---------------------------------------------
+
+
+@contextlib.contextmanager
+def after_evaluation(hook):
+    """The flow's evaluate task with `hook` run once it completes (just before registration)."""
+    import flows.training_pipeline as pipeline
+
+    real = pipeline.evaluate_classifiers
+    pipeline.evaluate_classifiers = real.with_options(on_completion=[lambda *_: hook()])
+    try:
+        yield
+    finally:
+        pipeline.evaluate_classifiers = real
+
+
+@contextlib.contextmanager
+def counted_register_attempts(attempts: list[float]):
+    """Each register attempt's first MLflow call (the parent run's tags) appends its time."""
+    import tasks.register
+
+    real = tasks.register.version_tags
+
+    def counted(tracking):
+        attempts.append(time.perf_counter())
+        return real(tracking)
+
+    tasks.register.version_tags = counted
+    try:
+        yield
+    finally:
+        tasks.register.version_tags = real
+
+
+def mlflow_server_cases(root: Path, api: str) -> list[Row]:
+    """A real `mlflow server` stopped once evaluation is done: (1) left down: the flow fails
+    after the register task's attempts; the server is started again and the flow re-run;
+    (2) restarted at once on the same port: the task's retries ride it out."""
+    from mlflow import MlflowClient
+
+    from modalops.register.registry import bound_http_retries, current_champion
+
+    backend = f"sqlite:///{root / 'mlflow-server' / 'mlflow.db'}"
+    services = [start_mlflow_server(backend, root / "mlflow-server")]
+    port = int(services[0].url.rsplit(":", 1)[1])
+    bounds = bound_http_retries()  # what the register task applies; printed in the table
+    budget = ", ".join(f"{k.removeprefix('MLFLOW_HTTP_REQUEST_')}={v}" for k, v in bounds.items())
+
+    def versions(name: str) -> list[str]:
+        client = MlflowClient(services[-1].url)
+        return sorted(str(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+    def cfg_for(name: str):
+        return tiny_config(root, name, f"registry.tracking_uri={services[-1].url}")
+
+    rows = []
+    try:
+        # ---- left down ---------------------------------------------------------------------
+        cfg = cfg_for("faults-mlflow-down")
+        attempts: list[float] = []
+        stopped: list[float] = []
+
+        def stop() -> None:
+            services[-1].stop()
+            stopped.append(time.perf_counter())
+
+        error = ""
+        with after_evaluation(stop), counted_register_attempts(attempts):
+            try:
+                run_flow(cfg, api)
+            except Exception as exc:  # expected: reported in the table
+                error = f"{type(exc).__name__}: {exc}"
+        failed_after = time.perf_counter() - stopped[0] if stopped else float("nan")
+        print(f"  server left down: {error[:600]}")
+        t0 = time.perf_counter()
+        services.append(start_mlflow_server(backend, root / "mlflow-server", port=port))
+        restart_s = time.perf_counter() - t0
+        left = versions(cfg.registry.model_name)
+        t0 = time.perf_counter()
+        try:
+            summary = run_flow(cfg, api)
+            rerun = f"re-run {time.perf_counter() - t0:.0f} s, v{summary.get('model_version')}"
+        except Exception as exc:
+            rerun = f"re-run failed ({exc})"[:160]
+        after = versions(cfg.registry.model_name)
+        champion = current_champion(MlflowClient(services[-1].url), cfg.registry.model_name)
+        clear = error.startswith("TrackingUnavailableError: MLflow tracking server")
+        rows.append(
+            Row(
+                "MLflow server down at registration, stays down",
+                1,
+                0,  # the flow cannot finish without its registry; recovered below
+                f"0 samples; versions {left} after the failure, {after} after the re-run",
+                f"flow failed {failed_after:.0f} s after the stop, {len(attempts)} register "
+                f"attempts ({budget}); {'TrackingUnavailableError naming the URI' if clear else 'unclear error'}; "  # noqa: E501
+                f"server back in {restart_s:.0f} s; {rerun}, champion v{champion}",
+            )
+        )
+
+        # ---- restarted at once ----------------------------------------------------------------
+        cfg = cfg_for("faults-mlflow-restart")
+        attempts.clear()
+        back: list[float] = []
+
+        def restart() -> None:
+            services[-1].stop()
+            stopped[:] = [time.perf_counter()]
+
+            def start() -> None:
+                services.append(start_mlflow_server(backend, root / "mlflow-server", port=port))
+                back.append(time.perf_counter())
+
+            threading.Thread(target=start, daemon=True).start()
+
+        started = time.perf_counter()
+        with after_evaluation(restart), counted_register_attempts(attempts):
+            try:
+                summary = run_flow(cfg, api)
+                ok, note = True, f"v{summary.get('model_version')}"
+            except Exception as exc:
+                ok, note = False, f"failed: {exc}"[:160]
+        got = versions(cfg.registry.model_name)
+        champion = current_champion(MlflowClient(services[-1].url), cfg.registry.model_name)
+        down_s = back[0] - stopped[0] if back else float("nan")
+        rows.append(
+            Row(
+                "MLflow server restarted at registration",
+                1,
+                int(ok and got == ["1"] and champion == "1"),
+                f"0 samples; versions {got}, champion v{champion}",
+                f"server down {down_s:.0f} s (a restart); {len(attempts)} register attempt(s), "
+                f"flow {time.perf_counter() - started:.0f} s, {note}",
+            )
+        )
+    finally:
+        for service in services:
+            service.stop()
+    return rows
+
+
+CRASH_POINTS = {
+    # (MlflowClient method, raise when, raise after the call went through)
+    "before the version": ("create_model_version", lambda *a, **k: True, False),
+    "version created, reply lost": ("create_model_version", lambda *a, **k: True, True),
+    "before alias challenger": (
+        "set_registered_model_alias", lambda n, alias, v: alias == "challenger", False,
+    ),
+    "gate recorded, before champion": (
+        "set_registered_model_alias", lambda n, alias, v: alias == "champion", False,
+    ),
+    "champion set, before the last tag": (
+        "set_model_version_tag", lambda n, v, key, value: key == "promotion.decision", False,
+    ),
+}  # fmt: skip
+
+
+def crash_once(real, when, after: bool, message: str, fired: list[str]):
+    """`real` (an MlflowClient method) raising RuntimeError(message) at the first call where
+    `when(*args)` holds: before it reaches MLflow, or (`after`) once it has."""
+
+    def faulty(self, *args, **kwargs):
+        if not fired and when(*args, **kwargs):
+            fired.append(message)
+            if after:
+                real(self, *args, **kwargs)
+            raise RuntimeError(message)
+        return real(self, *args, **kwargs)
+
+    return faulty
+
+
+def crash_case(root: Path, api: str) -> Row:
+    """Registration dies once at each point of CRASH_POINTS (that MlflowClient call raises, in
+    the flow's process); the register task's own retry must end with one version, champion."""
+    from mlflow import MlflowClient
+
+    results, seconds = {}, []
+    for i, (point, (method, when, after)) in enumerate(CRASH_POINTS.items()):
+        cfg = tiny_config(root, f"faults-crash-{i}")
+        real = getattr(MlflowClient, method)
+        fired: list[str] = []
+        setattr(
+            MlflowClient, method, crash_once(real, when, after, f"injected crash at {point}", fired)
+        )
+        started = time.perf_counter()
+        try:
+            run_flow(cfg, api)
+            ok = True
+        except Exception as exc:
+            print(f"  crash at {point}: flow failed: {exc}")
+            ok = False
+        finally:
+            setattr(MlflowClient, method, real)
+        seconds.append(time.perf_counter() - started)
+        got, champion = versions_of(cfg), champion_of(cfg)
+        results[point] = (ok and bool(fired) and got == ["1"] and champion == "1", got)
+    survived = sum(ok for ok, _ in results.values())
+    return Row(
+        f"registration crash mid-way ({len(CRASH_POINTS)} points, one each)",
+        len(CRASH_POINTS),
+        survived,
+        "0 samples; versions " + ", ".join(str(v) for _, v in results.values()),
+        "the task's retry finished each (one version, champion); flows "
+        + "/".join(f"{t:.0f}" for t in seconds)
+        + " s; failed: "
+        + (", ".join(p for p, (ok, _) in results.items() if not ok) or "none"),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ops", type=int, default=50, help="store operations per fault kind")
     ap.add_argument("--rate", type=float, default=0.2, help="share of requests faulted")
-    ap.add_argument("--only", choices=["store", "pipeline", "concurrent"], default=None)
+    ap.add_argument("--only", choices=["store", "pipeline", "concurrent", "mlflow-server", "crash"])
     ap.add_argument("--hold-s", type=float, default=8.0, help="SQLite lock held this long")
     args = ap.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "modalops-bench")
@@ -305,7 +524,7 @@ def main() -> None:
                     rows.append(store_case(kind, args.rate, args.ops, s3.url, bucket))
             finally:
                 s3.stop()
-        if args.only in (None, "pipeline", "concurrent"):
+        if args.only != "store":
             from modalops.store import open_store
             from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
@@ -318,10 +537,16 @@ def main() -> None:
                 if args.only != "concurrent":
                     with contextlib.suppress(Exception):  # a warm-up run fills the caches
                         run_flow(tiny_config(tmp, "faults-warmup"), server.url)
+                if args.only in (None, "pipeline"):
                     rows.append(sqlite_locked_case(tmp, server.url, args.hold_s))
                     row, server = prefect_restart_case(tmp, home, port, server, after_s=12.0)
                     rows.append(row)
-                rows.append(concurrent_case(tmp, server.url))
+                if args.only in (None, "mlflow-server"):
+                    rows.extend(mlflow_server_cases(tmp, server.url))
+                if args.only in (None, "crash"):
+                    rows.append(crash_case(tmp, server.url))
+                if args.only in (None, "pipeline", "concurrent"):
+                    rows.append(concurrent_case(tmp, server.url))
             finally:
                 server.stop()
     print("\n| fault | trials | survived | data lost | recovery |")

@@ -1,5 +1,6 @@
 """Start and find the local services the platform runs against: a Prefect server and (in tests)
-an S3-compatible endpoint. Plain subprocesses, so nothing here imports Prefect or boto3."""
+an S3-compatible endpoint and an MLflow tracking server. Plain subprocesses, so nothing here
+imports Prefect, MLflow or boto3."""
 
 from __future__ import annotations
 
@@ -155,6 +156,38 @@ def start_s3_server(log_dir: Path, port: int | None = None, timeout_s: float = 6
         Service("moto", url, proc, log_path).stop()
         raise ServiceError(f"moto S3 server did not start on port {port}; see {log_path}")
     return Service("moto", url, proc, log_path)
+
+
+def start_mlflow_server(
+    backend_uri: str, log_dir: Path, port: int | None = None, timeout_s: float = 120.0
+) -> Service:
+    """`mlflow server --host 127.0.0.1 --port <port> --workers 1` over `backend_uri` (e.g. a
+    SQLite file), its served artifacts and log under `log_dir`. Call again with the same
+    `backend_uri` and `port` to bring a stopped server back where clients expect it."""
+    port = port or free_port()
+    log_dir = Path(log_dir).resolve()
+    log_path = log_dir / "mlflow-server.log"
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        # the default destination is ./mlartifacts under the current directory
+        "--artifacts-destination",
+        (log_dir / "mlartifacts").as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    proc = _spawn("mlflow", cmd, dict(os.environ), log_path)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_http(f"{url}/health", timeout_s, proc):
+        Service("mlflow", url, proc, log_path).stop()
+        raise ServiceError(f"MLflow server did not start on 127.0.0.1:{port}; see {log_path}")
+    return Service("mlflow", url, proc, log_path)
 
 
 DEFAULT_WORK_POOL = "modalops-process"

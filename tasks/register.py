@@ -7,6 +7,7 @@ from prefect import get_run_logger, task
 from modalops.config.pipeline import PipelineConfig
 from modalops.evaluate import EvaluationReport
 from modalops.register import RegistrationResult, register_pipeline_model
+from modalops.register.registry import bound_http_retries, tracking_errors
 from modalops.register.tracking import TrackingContext, record_registration, version_tags
 from modalops.runs import RunContext
 from modalops.shard import DatasetManifest
@@ -27,13 +28,16 @@ def register_model(
     """The pyfunc in the fused model's MLflow run, a version linked to that run; alias
     `challenger`, `champion` only if the gate passes. The decision also goes to the parent.
     Idempotent (a retry or a re-run with the same fingerprint reuses the version), so the
-    retries below never register twice."""
+    retries below never register twice. A tracking server that stays down through them fails
+    the task with TrackingUnavailableError (docs/faults.md)."""
     log = get_run_logger()
+    bound_http_retries()  # a dead tracking server fails an attempt in ~15 s, not ~4 min per call
     fused = next((t.mlflow_run_id for t in trained if t.model_id == FUSED_ID), None)
-    result = register_pipeline_model(
-        run, cfg, manifest, trained, report, run_id=fused, tags=version_tags(tracking)
-    )
-    record_registration(tracking, result, report)
+    with tracking_errors(tracking.tracking_uri, "registration"):
+        result = register_pipeline_model(
+            run, cfg, manifest, trained, report, run_id=fused, tags=version_tags(tracking)
+        )
+        record_registration(tracking, result, report)
     if result.reused:
         log.info(
             "cache hit: %s version %s already carries this fingerprint (dataset version, fused "

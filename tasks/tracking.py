@@ -8,7 +8,12 @@ from prefect import get_run_logger, task
 
 from modalops.config.pipeline import PipelineConfig
 from modalops.register import dataset_input_of
-from modalops.register.registry import experiment_artifact_location, redact_uri
+from modalops.register.registry import (
+    bound_http_retries,
+    experiment_artifact_location,
+    redact_uri,
+    tracking_errors,
+)
 from modalops.register.tracking import (
     FLOW_RUN_TAG,
     RUN_KEY_TAG,
@@ -25,18 +30,24 @@ from modalops.shard import DatasetManifest
 
 @task
 def start_tracking(run: RunContext, cfg: PipelineConfig) -> TrackingContext:
-    """The pipeline's MLflow parent run: run key, flow run and pipeline as tags, config as params."""
-    ctx = start_pipeline_run(
-        cfg.registry.tracking_uri,
-        cfg.registry.experiment,
-        run_name=f"{cfg.name}-{run.run_key}",
-        tags={RUN_KEY_TAG: run.run_key, FLOW_RUN_TAG: run.flow_run_id, "pipeline": cfg.name},
-        config=cfg.model_dump(mode="json"),
-        artifact_location=experiment_artifact_location(
-            cfg.registry.artifact_location, cfg.store.uri
-        ),
-        s3_endpoint_url=cfg.store.endpoint_url,
-    )
+    """The pipeline's MLflow parent run: run key, flow run and pipeline as tags, config as params.
+
+    MLflow's HTTP retries are bounded here for the whole flow (a dead tracking server fails a
+    call in ~15 s, not ~4 min); one that does not answer fails the flow before any stage with
+    TrackingUnavailableError naming it (docs/faults.md)."""
+    bound_http_retries()
+    with tracking_errors(cfg.registry.tracking_uri, "flow start"):
+        ctx = start_pipeline_run(
+            cfg.registry.tracking_uri,
+            cfg.registry.experiment,
+            run_name=f"{cfg.name}-{run.run_key}",
+            tags={RUN_KEY_TAG: run.run_key, FLOW_RUN_TAG: run.flow_run_id, "pipeline": cfg.name},
+            config=cfg.model_dump(mode="json"),
+            artifact_location=experiment_artifact_location(
+                cfg.registry.artifact_location, cfg.store.uri
+            ),
+            s3_endpoint_url=cfg.store.endpoint_url,
+        )
     get_run_logger().info(
         "MLflow parent run %s in experiment %s (%s)",
         ctx.parent_run_id,

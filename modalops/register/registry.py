@@ -42,6 +42,70 @@ class PromotionLockTimeout(TimeoutError):
     """Another pipeline held the promotion lock for longer than the configured timeout."""
 
 
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking server did not answer within MLflow's HTTP retries."""
+
+
+# MLflow's own HTTP retry budget per call to a tracking server. Its defaults (7 retries, backoff
+# factor 2, 120 s timeout) spend about 4 minutes on each call to a dead server before a task's
+# own retries start; these bound it to ~15 s. Variables already set are kept.
+HTTP_RETRY_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_http_retries() -> dict[str, str]:
+    """Fill in `HTTP_RETRY_BOUNDS` for the variables not set (process-wide: MLflow reads them
+    from the environment at every request); returns the values in force."""
+    for name, value in HTTP_RETRY_BOUNDS.items():
+        os.environ.setdefault(name, value)
+    return {name: os.environ[name] for name in HTTP_RETRY_BOUNDS}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (an MlflowException wrapping a `requests` error) means no answer at all."""
+    import requests
+
+    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+    seen: BaseException | None = exc
+    for _ in range(10):  # MLflow wraps implicitly (__context__) or explicitly (__cause__)
+        if seen is None:
+            return False
+        if isinstance(seen, kinds):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def tracking_errors(tracking_uri: str, stage: str) -> Iterator[None]:
+    """A tracking server that does not answer, as one TrackingUnavailableError naming the
+    tracking URI (password masked), MLflow's retry budget and the way to recover."""
+    try:
+        yield
+    except Exception as exc:
+        if not _unreachable(exc):
+            raise
+        budget = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in HTTP_RETRY_BOUNDS)
+        text = str(exc)
+        call = re.search(r"API request to \S*?(/api/\S+?)[?\s]", text)
+        cause = re.search(
+            r"\[Errno -?\d+\] [^\"')]+|timed? ?out|too many \d+ error responses", text
+        )
+        what = (
+            f"{call.group(1) if call else 'a request'}: {cause.group(0) if cause else 'no answer'}"
+        )
+        # from None: MLflow's own message carries the URL, and a URL may carry a password
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {redact_uri(tracking_uri)} did not answer during {stage} "
+            f"({what}; MLflow HTTP retries: {budget}). Nothing is lost: re-run the flow once "
+            "the server answers; finished stages are cache hits, and a version this run left "
+            "half-done is finished, never registered twice (same fingerprint)."
+        ) from None
+
+
 # ---- scores the gate compares -------------------------------------------------------------------
 
 
@@ -311,8 +375,9 @@ def _tracking_uri_of(client) -> str:
 
 
 def _record(client, decision: PromotionDecision) -> None:
+    """The gate's reasons and checks as version tags; `promotion.decision` is not among them
+    (promote_if_better writes it last, once the alias has moved)."""
     tags = {
-        "promotion.decision": decision.decision,
         "promotion.reasons": "\n".join(decision.reasons)[:_TAG_LIMIT],
         "promotion.compared_to": decision.previous_champion or "none",
         "promotion.decided_at": decision.decided_at,
@@ -406,6 +471,10 @@ def promote_if_better(
                 decision.promoted = False
                 decision.decision = "stale"
                 decision.reasons.append(f"champion changed to v{after} while promoting")
+        # Last: registration_of reads this tag as "the gate ran to the end". Written before the
+        # alias, a crash in between left a version recorded `promoted` that a retry reused
+        # without ever making it champion (tests/test_registry_faults.py).
+        client.set_model_version_tag(model_name, version, "promotion.decision", decision.decision)
         return decision
 
 
@@ -674,6 +743,7 @@ def log_and_register(
                     source=model_uri,
                     run_id=run_id,
                     tags=str_tags,
+                    model_id=_model_id_of(model_uri),
                 )
             else:
                 mv = existing
@@ -767,7 +837,8 @@ def find_registered_version(client, model_name: str, fingerprint: str) -> Any | 
 
 def registration_of(client, model_name: str, mv: Any) -> RegistrationResult | None:
     """The RegistrationResult of an existing version whose gate already ran (None: it has not;
-    the caller finishes the job). Aliases are left as they are: no second challenger."""
+    the caller finishes the job). Aliases are left as they are: no second challenger. A
+    champion missing its final `promotion.decision` tag (a crash just before it) gets it."""
     mv = client.get_model_version(model_name, str(mv.version))  # search leaves out aliases
     tags = dict(mv.tags or {})
     recorded = tags.get("promotion.decision")
@@ -775,6 +846,8 @@ def registration_of(client, model_name: str, mv: Any) -> RegistrationResult | No
     champion = current_champion(client, model_name)
     if recorded is None and champion != version:
         return None
+    if recorded is None:  # champion already: the attempt stopped just before its last write
+        client.set_model_version_tag(model_name, version, "promotion.decision", "promoted")
     promoted = champion == version
     reasons = [
         f"v{version} already registered with the same fingerprint "
@@ -816,6 +889,14 @@ def _logged_model_uri(client, run_id: str, fingerprint: str | None) -> str | Non
     except ValueError:
         return None
     return doc.get("model_uri") if doc.get("fingerprint") == fingerprint else None
+
+
+def _model_id_of(model_uri: str) -> str | None:
+    """The `m-...` id in a logged model's `models:/<id>` URI, None for any other source. A
+    tracking server refuses such a source without it ("The model_id request parameter must
+    identify the resource that contains the source"); SQLite accepted it."""
+    rest = model_uri[len("models:/") :] if model_uri.startswith("models:/") else ""
+    return rest if rest and "/" not in rest else None
 
 
 def _param(key: str, value: str) -> Any:

@@ -17,14 +17,18 @@ an iterable dataset.
 Decode once (`decode_cache_dir`): each shard a reader opens is decoded whole, once per machine,
 into `modalops.train.decoded_cache`; later epochs and other models over the same shards read the
 decoded tensors. The order of samples, and so every batch, is the same with or without it.
+Shards still to be read from the store are fetched whole, one ahead, in a background thread, so
+the next download overlaps this shard's decoding.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,43 @@ class _Lazy:
     @property
     def meta(self) -> dict[str, Any]:
         return self.raw["meta"]
+
+
+class _FetchAhead:
+    """Whole shards fetched in a background thread, one ahead of the one being read (a shard is
+    `shard.samples_per_shard` samples, so at most two are held in memory)."""
+
+    def __init__(self, urls: Sequence[str], endpoint_url: str | None):
+        self.urls, self.endpoint_url = list(urls), endpoint_url
+        self.next = 0
+        self.pending: dict[str, Future] = {}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="modalops-fetch") if urls else None
+        self._submit()
+
+    def _read(self, url: str) -> bytes:
+        with read_stream(url, self.endpoint_url) as stream:
+            return stream.read()
+
+    def _submit(self) -> None:
+        if self.pool is not None and self.next < len(self.urls):
+            url = self.urls[self.next]
+            self.pending[url] = self.pool.submit(self._read, url)
+            self.next += 1
+
+    def get(self, url: str) -> bytes:
+        """The shard's bytes: the prefetched ones, else read now (a cache entry found damaged)."""
+        future = self.pending.pop(url, None)
+        if future is None:
+            return self._read(url)
+        self._submit()
+        return future.result()
+
+    def __enter__(self) -> _FetchAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _collate(items: list[tuple[dict[str, torch.Tensor], torch.Tensor, int]]):
@@ -151,20 +192,25 @@ class ShardStream(IterableDataset):
         cache = self._cache()
         share = None if shard_level else (reader, readers)
 
-        def raws(url: str) -> Iterator[dict]:
-            with read_stream(url, self.endpoint_url) as stream:
-                for i, sample in enumerate(iter_tar_samples(stream, url)):
-                    # sample-level splitting counts positions per shard, the same on every reader
-                    if shard_level or i % readers == reader:
-                        yield to_raw(sample)
+        def raws(url: str, data: bytes) -> Iterator[dict]:
+            for i, sample in enumerate(iter_tar_samples(io.BytesIO(data), url)):
+                # sample-level splitting counts positions per shard, the same on every reader
+                if shard_level or i % readers == reader:
+                    yield to_raw(sample)
 
         wanted = list(self.streams or self.spec.stream_names)
-        for url in mine:
-            self._log_open(url)  # read from the tar or from the decode cache: this reader's shard
-            if cache is None:
-                yield from map(_Lazy, raws(url))
-            else:
-                yield from cache.samples(url, share, wanted, lambda u=url: raws(u))
+        # the shards to read from the store (not whole in the decode cache) are fetched one
+        # ahead in a thread: the next shard downloads while this one is decoded
+        fetch = [u for u in mine if cache is None or not cache.has(u, share, wanted)]
+        with _FetchAhead(fetch, self.endpoint_url) as ahead:
+            for url in mine:
+                self._log_open(url)  # from the tar or from the decode cache: this reader's shard
+                if cache is None:
+                    yield from map(_Lazy, raws(url, ahead.get(url)))
+                else:
+                    yield from cache.samples(
+                        url, share, wanted, lambda u=url: raws(u, ahead.get(u))
+                    )
 
     def _cache(self) -> DecodedCache | None:
         if not self.decode_cache_dir:

@@ -87,6 +87,13 @@ class DecodedCache:
     def _array_path(self, entry: Path, stream: str) -> Path:
         return entry / f"s{self.index[stream]}-{self.codec_hash[stream]}.npy"
 
+    def has(self, url: str, share: tuple[int, int] | None, wanted: Sequence[str]) -> bool:
+        """Whether an entry for `wanted` exists (its files; content is checked when read)."""
+        entry = self._entry(url, share)
+        return (entry / LIGHT_NAME).exists() and all(
+            self._array_path(entry, s).exists() for s in wanted
+        )
+
     def samples(
         self,
         url: str,

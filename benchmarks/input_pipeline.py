@@ -432,7 +432,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[0], help="DataLoader workers")
     ap.add_argument("--stall-rounds", type=int, default=2, help="P5: loader/memory pass pairs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--threads",
+        default="auto",
+        help="torch intra-op threads, as train.cpu_threads (auto: what training would use here)",
+    )
     args = ap.parse_args()
+    from modalops.train.hardware import DeviceFacts, resolve_cpu_threads
+
+    threads = args.threads if args.threads == "auto" else int(args.threads)
+    torch.set_num_threads(resolve_cpu_threads(threads, 1, DeviceFacts.probe()))
     # moto takes any credentials; set them so boto3 looks no further
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "modalops-bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "modalops-bench")

@@ -229,3 +229,19 @@ def test_the_decode_cache_stays_under_its_size_limit(manifest, tmp_path):
     one_entry = max(sum(f.stat().st_size for f in entry.iterdir()) for entry in cache.glob("*/*"))
     assert size <= 1e5 + one_entry  # only the newest entry may overshoot the limit
     assert len(list(cache.glob("*/*/light.json"))) < len(manifest.shard_urls("train"))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_stream_made_batches_equal_the_dataloaders_own_batching(manifest, num_workers):
+    """The stream collates its batches ahead in a thread; they are exactly the batches a
+    DataLoader makes from the same samples (per loader worker, the last one smaller)."""
+    from torch.utils.data import DataLoader
+
+    from modalops.train.datamodule import _collate
+
+    dm = ShardDataModule.from_manifest(manifest, batch_size=3, num_workers=num_workers)
+    ours = list(dm.train_dataloader())
+    samples = dm.stream("train", train=True)
+    samples.yield_batches = False
+    theirs = list(DataLoader(samples, batch_size=3, num_workers=num_workers, collate_fn=_collate))
+    _assert_same_batches(theirs, ours)

@@ -26,7 +26,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import random
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -112,6 +114,68 @@ class _FetchAhead:
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+_DONE = object()
+
+
+def _batched(samples: Iterator[Any], size: int) -> Iterator[Any]:
+    """Collated batches of `size` consecutive samples; the last one may be smaller."""
+    batch: list[Any] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield _collate(batch)
+            batch = []
+    if batch:
+        yield _collate(batch)
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Items of `source` produced in a daemon thread, up to `depth` ahead; an error in the
+    thread is raised here; closing this generator stops the thread."""
+    items: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    break
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put(exc)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="modalops-samples", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _collate(items: list[tuple[dict[str, torch.Tensor], torch.Tensor, int]]):
     inputs = {s: torch.stack([it[0][s] for it in items]) for s in items[0][0]}
     presence = torch.stack([it[1] for it in items])
@@ -144,6 +208,7 @@ class ShardStream(IterableDataset):
         batch_size: int = 1,
         decode_cache_dir: str | None = None,
         decode_cache_gb: float = 8.0,
+        yield_batches: bool = False,
     ):
         super().__init__()
         if not urls:
@@ -163,6 +228,7 @@ class ShardStream(IterableDataset):
         self.streams = tuple(streams) if streams else None  # decode only these
         self.skip_batches, self.batch_size = skip_batches, batch_size
         self.decode_cache_dir, self.decode_cache_gb = decode_cache_dir, decode_cache_gb
+        self.yield_batches = yield_batches
         unknown = [x for x in (self.streams or ()) if x not in spec.streams]
         if unknown:
             raise ValueError(f"streams {unknown} are not in dataset spec {spec.name!r}")
@@ -243,6 +309,16 @@ class ShardStream(IterableDataset):
             )
 
     def __iter__(self):
+        """The rank's (and loader worker's) samples, made one batch or more ahead in a
+        background thread: reading and assembling the next batch overlaps the training step
+        (the thread holds the GIL only between torch calls). Same samples, same order. With
+        `yield_batches` it yields collated batches of `batch_size` (the last one smaller),
+        collated in that thread too, exactly the batches a DataLoader would make."""
+        if self.yield_batches:
+            return _ahead(_batched(self._samples(), self.batch_size), 2)
+        return _ahead(self._samples(), 2 * self.batch_size)
+
+    def _samples(self):
         worker, workers = self._reader()
         readers = self.world_size * workers
         reader = self.rank * workers + worker
@@ -382,15 +458,18 @@ class ShardDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             decode_cache_dir=self.decode_cache_dir,
             decode_cache_gb=self.decode_cache_gb,
+            yield_batches=True,
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         stream = self.stream(split, train)
+        # the stream collates its own batches (ahead, in a thread); each loader worker makes
+        # whole batches of its samples, as the DataLoader's own batching would
         return DataLoader(
             stream,
-            batch_size=self.batch_size,
+            batch_size=None,
             num_workers=self.num_workers,
-            collate_fn=_collate,
+            collate_fn=_as_is,
             persistent_workers=False,  # a fresh loader per epoch carries the epoch's shuffle seed
             # its own generator for the worker base seed: creating a loader then draws nothing
             # from the global RNG, which a resumed run restores at its first batch

@@ -20,6 +20,7 @@ are removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -73,10 +74,7 @@ class DecodedCache:
             "window_s": codecs.window_s,
         }
         # the decoder's own source is part of the key: a changed codec never reads old tensors
-        self.codec_hash = {
-            s.name: hashlib.sha256(Path(s.codec.__file__).read_bytes()).hexdigest()[:16]
-            for s in codecs.streams
-        }
+        self.codec_hash = {s.name: _source_hash(s.codec.__file__) for s in codecs.streams}
         self.index = {s.name: i for i, s in enumerate(codecs.streams)}
 
     def _entry(self, url: str, share: tuple[int, int] | None) -> Path:
@@ -148,6 +146,8 @@ class DecodedCache:
             if s.name not in arrays
         }
         tensors = {name: torch.from_numpy(arr) for name, arr in arrays.items()}
+        # one presence tensor per shard; each sample gets a row of it (no per-sample tensor)
+        presence = torch.tensor([item["presence"] for item in light], dtype=torch.float32)
         out = []
         for i, item in enumerate(light):
             row = {name: t[i] for name, t in tensors.items()}
@@ -158,7 +158,7 @@ class DecodedCache:
                     label_index=int(item["label_index"]),
                     meta=item["meta"],
                     tensors={s: row[s] for s in self.codecs.names},
-                    presence=torch.tensor(item["presence"], dtype=torch.float32),
+                    presence=presence[i],
                 )
             )
         return out
@@ -204,6 +204,12 @@ class DecodedCache:
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             total -= size
+
+
+@functools.lru_cache(maxsize=64)
+def _source_hash(path: str) -> str:
+    """A codec source file's hash, read once per process (a cache is built every epoch)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def _light_of(raw: dict[str, Any], codecs: SpecCodecs) -> dict[str, Any]:

@@ -60,6 +60,11 @@ def pytest_collection_modifyitems(config, items) -> None:
     goes last, so no test forks after it (the pipeline itself trains with num_workers 0, or in a
     child process with train.isolated; docs/scale.md)."""
     items.sort(key=lambda item: "test_dask_stages" in item.nodeid)
+    # Under pytest-xdist (`make test` runs two workers), the tests that need Label Studio share
+    # one worker, so one Label Studio starts, not one per worker (--dist loadgroup).
+    for item in items:
+        if "label_studio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("label_studio"))
 
 
 def pytest_collection_finish(session) -> None:
@@ -69,6 +74,8 @@ def pytest_collection_finish(session) -> None:
     running thread is not safe. The fixture waits for it (the install holds a file lock)."""
     if not any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
         return
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return  # every xdist worker collects the same items; one install process is enough
     import subprocess
     import sys
 

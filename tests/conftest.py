@@ -54,16 +54,30 @@ def _label_studio_venv() -> Path:
     return Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
 
 
+def _needs_label_studio(item: pytest.Item) -> bool:
+    return "label_studio" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items) -> None:
     """Dask's local cluster leaves threads behind in this process; a DataLoader forking its
     workers after it had one exit with code 1 (seen in a full run, never alone). The Dask test
     goes last, so no test forks after it (the pipeline itself trains with num_workers 0, or in a
-    child process with train.isolated; docs/scale.md)."""
-    items.sort(key=lambda item: "test_dask_stages" in item.nodeid)
-    # Under pytest-xdist (`make test` runs two workers), the tests that need Label Studio share
-    # one worker, so one Label Studio starts, not one per worker (--dist loadgroup).
+    child process with train.isolated; docs/scale.md).
+
+    Under pytest-xdist (`make test`: two workers, --dist loadgroup) the tests that need Label
+    Studio form one group, so one worker starts one Label Studio, and the group goes first, so
+    it does not end the run as a long tail on one worker. Run serially they keep their place,
+    which gives the background install more time."""
+    xdist = "PYTEST_XDIST_WORKER" in os.environ
+    items.sort(
+        key=lambda item: (
+            not (xdist and _needs_label_studio(item)),
+            "test_dask_stages" in item.nodeid,
+        )
+    )
     for item in items:
-        if "label_studio" in getattr(item, "fixturenames", ()):
+        if _needs_label_studio(item):
             item.add_marker(pytest.mark.xdist_group("label_studio"))
 
 
@@ -72,7 +86,7 @@ def pytest_collection_finish(session) -> None:
     background process as soon as a collected test needs it, so the install overlaps other
     tests. A process, not a thread: tests fork DataLoader workers, and forking a process with a
     running thread is not safe. The fixture waits for it (the install holds a file lock)."""
-    if not any("label_studio" in getattr(item, "fixturenames", ()) for item in session.items):
+    if not any(_needs_label_studio(item) for item in session.items):
         return
     if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return  # every xdist worker collects the same items; one install process is enough

@@ -49,20 +49,20 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
     spec = read_dataset_spec(run, cfg)
 
     if cfg.dask.enabled:
-        # ---- ingest, align, validation statistics: batches of sessions on Dask workers -------
-        ingested, aligned, stats = run_data_stages_on_dask(run, spec, cfg, tracking)
+        # ---- ingest, align, validation evidence: batches of sessions on Dask workers ---------
+        ingested, aligned, evidence = run_data_stages_on_dask(run, spec, cfg, tracking)
     else:
         # ---- ingest --------------------------------------------------------------------------
         ingested = ingest_recordings(run, spec, cfg.ingest, tracking)
 
         # ---- align ---------------------------------------------------------------------------
         aligned = align_sessions(run, spec, cfg.ingest.raw_uri, ingested, cfg.align, tracking)
-        stats = None  # computed by the gate itself
+        evidence = None  # gathered by the gate itself, a part at a time
 
     # ---- validate ----------------------------------------------------------------------------
     reference = load_reference_stats(run, cfg.registry)
     verdict = validate_samples(
-        run, spec, ingested, aligned, cfg.validation, tracking, reference, stats
+        run, spec, ingested, aligned, cfg.validation, tracking, reference, evidence
     )
 
     # ---- shard -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from modalops.store import ObjectStore
 DATA_STAGES: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest_recordings", "ingest_batch", "merge_ingest"),
     "align": ("align_sessions", "align_batch", "merge_alignment"),
-    "validate": ("validate_samples", "sample_stats_batch"),
+    "validate": ("validate_samples", "sample_evidence_batch"),
     "shard": ("write_dataset_shards",),
 }
 STAGE_METRICS = {

@@ -25,8 +25,13 @@ from modalops.register.tracking import (
 )
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
 from modalops.validate import ValidationResult, raise_for_gate, validate_dataset
+from modalops.validate.evidence import (
+    SampleEvidence,
+    evidence_from_parts,
+    merge_evidence,
+    parts_window_length,
+)
 from modalops.validate.label_check import REASON as LABEL_REASON
-from modalops.validate.stats import sample_stats, window_length
 from tasks.artifacts import publish_markdown
 from tasks.ingest import IngestOutput
 
@@ -40,28 +45,30 @@ def validate_samples(
     cfg: ValidateConfig,
     tracking: TrackingContext,
     reference_stats: pd.DataFrame | None = None,
-    stats: pd.DataFrame | None = None,
+    evidence: SampleEvidence | None = None,
 ) -> ValidationResult:
     """Run the suites, keep the Data Docs, and stop the flow when a `fail` check fails.
 
     Verdict, Data Docs and `validation.*` metrics go to the MLflow parent run first, so a run
-    stopped here shows why (the flow's failure hook then closes that run FAILED). `stats`: the
-    per-sample statistics when Dask workers computed them (`sample_stats_batch`); the gate
-    itself needs the whole dataset, so it runs here, in one task."""
+    stopped here shows why (the flow's failure hook then closes that run FAILED). `evidence`:
+    the per-sample statistics and label features when Dask workers gathered them
+    (`sample_evidence_batch`), else they are gathered here a part at a time; the gate itself
+    needs the whole dataset's evidence, so it runs here, in one task."""
     log = get_run_logger()
     store = run.store()
     started = time.perf_counter()
-    samples = pd.concat([get_frame(store, key) for key in aligned.part_keys], ignore_index=True)
+    if evidence is None:
+        evidence = evidence_from_parts(store, aligned.part_keys, spec, cfg)
     with tempfile.TemporaryDirectory(prefix="modalops-gx-") as tmp:
         result = validate_dataset(
             spec,
             ingested.catalog,
-            samples,
+            None,
             cfg,
             align_report=aligned.report,
             reference_stats=reference_stats,
             docs_dir=Path(tmp) / "data_docs",
-            stats=stats,
+            evidence=evidence,
         )
         seconds = time.perf_counter() - started
         if result.data_docs_dir is not None and Path(result.data_docs_dir).exists():
@@ -113,27 +120,21 @@ def load_reference_stats(run: RunContext, cfg: RegistryConfig) -> pd.DataFrame |
 
 @task
 def aligned_window_length(run: RunContext, aligned: AlignResult) -> float:
-    """The samples' window length (median t_end - t_start over every part), which each batch's
-    statistics need to match those of the whole dataset."""
-    store = run.store()
-    times = [
-        pd.read_parquet(store.open_read(key), columns=["t_start", "t_end"])
-        for key in aligned.part_keys
-    ]
-    return window_length(pd.concat(times, ignore_index=True)) if times else float("nan")
+    """The samples' window length over every part, which each batch's evidence needs to match
+    that of the whole dataset."""
+    return parts_window_length(run.store(), aligned.part_keys)
 
 
 @task(retries=1, retry_delay_seconds=[5])
-def sample_stats_batch(
-    run: RunContext, spec: DatasetSpec, part_keys: list[str], window_s: float
-) -> pd.DataFrame:
-    """Decoded per-sample statistics of a few aligned parts (on a Dask worker)."""
-    store = run.store()
-    samples = pd.concat([get_frame(store, key) for key in part_keys], ignore_index=True)
-    return sample_stats(samples, spec, window_s=window_s)
+def sample_evidence_batch(
+    run: RunContext, spec: DatasetSpec, part_keys: list[str], cfg: ValidateConfig, window_s: float
+) -> SampleEvidence:
+    """Decoded per-sample statistics and label features of a few aligned parts (on a Dask
+    worker), one part in memory at a time."""
+    return evidence_from_parts(run.store(), part_keys, spec, cfg, window_s=window_s)
 
 
 @task
-def merge_sample_stats(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The batches' statistics in part order: the table `sample_stats` gives for all samples."""
-    return pd.concat(parts, ignore_index=True)
+def merge_sample_evidence(parts: list[SampleEvidence]) -> SampleEvidence:
+    """The batches' evidence in part order: what `evidence_from_parts` gives for all parts."""
+    return merge_evidence(parts)

@@ -71,8 +71,8 @@ def test_dask_data_stages_equal_single_process(prefect_api, tmp_path):
         # the same stages, batches of sessions on a 2-worker local cluster
         two = new_run(cfg.store)
         t2 = tracking()
-        ing2, al2, stats2 = run_data_stages_on_dask(two, spec, cfg, t2)
-        ver2 = validate_samples(two, spec, ing2, al2, cfg.validation, t2, None, stats2)
+        ing2, al2, ev2 = run_data_stages_on_dask(two, spec, cfg, t2)
+        ver2 = validate_samples(two, spec, ing2, al2, cfg.validation, t2, None, ev2)
 
     # the fan-out really happened: several batches, each under its own part prefix
     assert len(al2.part_keys) == 3 and all(

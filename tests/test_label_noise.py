@@ -289,3 +289,50 @@ def test_gate_skips_the_check_on_too_few_windows(clean):
     row = next(c for c in result.checks if c.check == "label_consistency")
     assert row.passed and row.observed.startswith("skipped: 480 labelled windows < ")
     assert result.rejected.empty
+
+
+def test_gate_over_parts_a_part_at_a_time_equals_the_gate_over_all_samples(clean, tmp_path):
+    """The pipeline gathers statistics and label features a part at a time (no payload kept);
+    the verdict, rejections and label flags are those of the gate over the whole table, also
+    when a session's windows are split over two parts."""
+    from modalops.runs import put_frame
+    from modalops.store import open_store
+    from modalops.validate import evidence_from_parts, merge_evidence
+    from modalops.validate.evidence import parts_window_length
+
+    noisy, _ = swap_labels(clean, 40)
+    noisy.loc[5, "x__audio"] = b"RIFF broken"  # rejected by a rule, so left out of the check
+    catalog = make_catalog(noisy, SPEC)
+    cfg = ValidateConfig(label_check=True, label_check_min_windows=0, max_bad_fraction=0.03)
+    whole = validate_dataset(SPEC, catalog, noisy, cfg)
+
+    store = open_store(str(tmp_path / "store"))
+    cuts = [0, 100, 230, len(noisy)]  # 100 and 230: inside sessions s02 and s05
+    keys = []
+    for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        keys.append(f"aligned/part-{i:05d}.parquet")
+        put_frame(store, keys[-1], noisy.iloc[a:b].reset_index(drop=True))
+    evidence = evidence_from_parts(store, keys, SPEC, cfg)
+    assert len(evidence.stats) == len(noisy) and list(evidence.label_features) == SPEC.stream_names
+    assert not any(isinstance(v, bytes) for v in evidence.stats.iloc[0])  # payloads not kept
+    streamed = validate_dataset(SPEC, catalog, None, cfg, evidence=evidence)
+
+    assert len(whole.rejected) >= 20  # the label check flagged windows: it is compared too
+    pd.testing.assert_frame_equal(streamed.rejected, whole.rejected)
+    assert [(c.check, c.passed, c.observed, c.details) for c in streamed.checks] == [
+        (c.check, c.passed, c.observed, c.details) for c in whole.checks
+    ]
+    assert streamed.bad_fraction == whole.bad_fraction
+    pd.testing.assert_frame_equal(streamed.stats, whole.stats)
+
+    # batches gathered apart (Dask workers) merge into the same evidence
+    window_s = parts_window_length(store, keys)  # the whole dataset's, given to each batch
+    apart = merge_evidence(
+        [evidence_from_parts(store, [k], SPEC, cfg, window_s=window_s) for k in keys]
+    )
+    pd.testing.assert_frame_equal(apart.stats, evidence.stats)
+    with pytest.raises(ValueError, match="no aligned samples"):
+        evidence_from_parts(store, [], SPEC, cfg)
+    with pytest.raises(ValueError, match="no raw features were gathered"):
+        off = evidence_from_parts(store, keys, SPEC, cfg.model_copy(update={"label_check": False}))
+        validate_dataset(SPEC, catalog, None, cfg, evidence=off)

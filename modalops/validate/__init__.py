@@ -3,6 +3,7 @@ checks, the label check, drift, and the two gates (before and after the split)."
 
 from modalops.kinds.image.stats import hamming, phash
 from modalops.validate.drift import drift_checks
+from modalops.validate.evidence import SampleEvidence, evidence_from_parts, merge_evidence
 from modalops.validate.gate import (
     gate_splits,
     reject_samples,
@@ -23,11 +24,14 @@ from modalops.validate.stats import sample_stats, summarize_for_reference
 __all__ = [
     "CheckResult",
     "Rule",
+    "SampleEvidence",
     "ValidationGateError",
     "ValidationResult",
     "drift_checks",
+    "evidence_from_parts",
     "gate_splits",
     "hamming",
+    "merge_evidence",
     "phash",
     "raise_for_gate",
     "reject_samples",

@@ -19,6 +19,7 @@ from modalops.config.validate import ValidateConfig
 from modalops.dataset.columns import presence_column, stat_column
 from modalops.kinds.image.stats import hamming
 from modalops.validate.drift import drift_checks
+from modalops.validate.evidence import SampleEvidence
 from modalops.validate.label_check import REASON as LABEL_REASON
 from modalops.validate.label_check import key_mask, label_check_streams, label_consistency_check
 from modalops.validate.result import (
@@ -447,12 +448,13 @@ def _catalog_checks(
 def validate_dataset(
     spec,
     catalog: pd.DataFrame,
-    samples: pd.DataFrame,
+    samples: pd.DataFrame | None,
     cfg: ValidateConfig,
     align_report: pd.DataFrame | None = None,
     reference_stats: pd.DataFrame | None = None,
     docs_dir: Path | None = None,
     stats: pd.DataFrame | None = None,
+    evidence: SampleEvidence | None = None,
 ) -> ValidationResult:
     """Run every check on the catalog and the aligned samples of `spec` (a DatasetSpec) and
     decide the gate.
@@ -460,12 +462,19 @@ def validate_dataset(
     Suites, statistics, subgroup columns, required streams, label-check features and drift
     statistics are all derived from the spec (config fields override where they are set).
     `stats` may be passed to skip decoding (the benchmark does); otherwise it is
-    `sample_stats(samples, spec)`. `reference_stats` is the `summarize_for_reference` table
-    saved with the champion's dataset version.
+    `sample_stats(samples, spec)`. With `evidence` (`evidence_from_parts`: statistics and the
+    label check's raw features, gathered a part at a time) `samples` is None and no payload is
+    held. `reference_stats` is the `summarize_for_reference` table saved with the champion's
+    dataset version.
     """
     required = required_streams(spec, cfg)
     if cfg.label_check:
         label_check_streams(spec, cfg)  # an unknown stream is refused before any work
+    raw = None
+    if evidence is not None:
+        stats, raw = evidence.stats, (evidence.label_features if cfg.label_check else None)
+    elif samples is None:
+        raise ValueError("validate_dataset: give the aligned samples or their evidence")
     if stats is None:
         stats = sample_stats(samples, spec)
     checks: list[CheckResult] = []
@@ -482,7 +491,8 @@ def validate_dataset(
 
         rejected = reject_samples(stats, srules)
         if cfg.label_check:
-            check, flagged = label_consistency_check(samples, rejected, spec, cfg)
+            table = stats if raw is not None else samples
+            check, flagged = label_consistency_check(table, rejected, spec, cfg, raw=raw)
             checks.append(check)
             if len(flagged):  # disjoint: the check judges only windows no rule rejected
                 rejected = pd.concat([rejected, flagged], ignore_index=True)

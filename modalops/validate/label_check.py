@@ -48,26 +48,44 @@ def _session_median(block: np.ndarray, sessions: np.ndarray, present: np.ndarray
     return out
 
 
-def _raw_block(
-    samples: pd.DataFrame, spec, stream: str, window: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(features [n, dim], present [n]) of one stream's payloads; dim from the first decodable."""
-    kind, params = spec.kind_of(stream), spec.params(stream)
-    mask = presence(samples, stream)
-    feats: list[np.ndarray | None] = []
-    dim = None
-    for i, payload in enumerate(stream_payloads(samples, stream, mask)):
-        f = (
-            None
-            if payload is None
-            else kind.checks.label_features(payload, params, float(window[i]))
-        )
-        if f is not None:
-            f = np.asarray(f, dtype=np.float32).ravel()
-            dim = f.size if dim is None else dim
-        feats.append(f)
+LabelFeatures = dict[str, list]
+"""Per stream, one raw feature vector per row (its kind's `label_features`; None where the row does
+not carry the stream or it does not decode). Small, and free of payloads: what the gate keeps of
+the samples when it streams them a part at a time (modalops/validate/evidence.py)."""
+
+
+def raw_label_features(
+    samples: pd.DataFrame, spec, streams: list[str] | None = None
+) -> LabelFeatures:
+    """Each stream's raw per-window features (not yet session-relative), row-aligned."""
     n = len(samples)
-    block = np.zeros((n, dim or 0), dtype=np.float32)
+    window = (
+        (samples["t_end"].astype(float) - samples["t_start"].astype(float)).to_numpy()
+        if {"t_start", "t_end"} <= set(samples.columns)
+        else np.ones(n)
+    )
+    out: LabelFeatures = {}
+    for stream in streams or spec.stream_names:
+        kind, params = spec.kind_of(stream), spec.params(stream)
+        mask = presence(samples, stream)
+        feats = []
+        for i, payload in enumerate(stream_payloads(samples, stream, mask)):
+            f = (
+                None
+                if payload is None
+                else kind.checks.label_features(payload, params, float(window[i]))
+            )
+            feats.append(None if f is None else np.asarray(f, dtype=np.float32).ravel())
+        out[stream] = feats
+    return out
+
+
+def _stack(feats: list) -> tuple[np.ndarray, np.ndarray]:
+    """(features [n, dim], present [n]); dim from the first decodable row, rows of another size
+    or with a non-finite value count as absent."""
+    dim = next((f.size for f in feats if f is not None), 0)
+    n = len(feats)
+    block = np.zeros((n, dim), dtype=np.float32)
     present = np.zeros(n, dtype=bool)
     for i, f in enumerate(feats):
         if f is not None and f.size == dim and np.isfinite(f).all():
@@ -75,21 +93,13 @@ def _raw_block(
     return block, present
 
 
-def label_features(samples: pd.DataFrame, spec, streams: list[str] | None = None) -> np.ndarray:
-    """[n, d] float32 features of the aligned samples: per stream (default: every stream of the
-    spec), its kind's session-relative blocks plus its presence flag (a zero block when absent).
-    """
-    streams = list(streams or spec.stream_names)
-    n = len(samples)
-    window = (
-        (samples["t_end"].astype(float) - samples["t_start"].astype(float)).to_numpy()
-        if {"t_start", "t_end"} <= set(samples.columns)
-        else np.ones(n)
-    )
-    sessions = samples["session_id"].astype(str).to_numpy()
+def relative_features(raw: LabelFeatures, sessions: np.ndarray, spec) -> np.ndarray:
+    """[n, d] float32 features from raw ones: per stream, its kind's session-relative blocks plus
+    its presence flag (a zero block when absent); `sessions` is each row's session id."""
     blocks = []
-    for stream in streams:
-        block, present = _raw_block(samples, spec, stream, window)
+    n = len(sessions)
+    for stream, feats in raw.items():
+        block, present = _stack(feats)
         if block.shape[1]:
             median = partial(_session_median, sessions=sessions, present=present)
             blocks += spec.kind_of(stream).checks.session_relative(block, present, median)
@@ -99,6 +109,14 @@ def label_features(samples: pd.DataFrame, spec, streams: list[str] | None = None
         if blocks
         else np.zeros((n, 0), np.float32)
     )
+
+
+def label_features(samples: pd.DataFrame, spec, streams: list[str] | None = None) -> np.ndarray:
+    """[n, d] float32 features of the aligned samples: per stream (default: every stream of the
+    spec), its kind's session-relative blocks plus its presence flag (a zero block when absent).
+    """
+    raw = raw_label_features(samples, spec, streams)
+    return relative_features(raw, samples["session_id"].astype(str).to_numpy(), spec)
 
 
 # ---- confident learning ----------------------------------------------------------------------
@@ -272,12 +290,19 @@ def label_check_streams(spec, cfg: ValidateConfig) -> list[str]:
 
 
 def label_consistency_check(
-    samples: pd.DataFrame, rejected: pd.DataFrame, spec, cfg: ValidateConfig
+    samples: pd.DataFrame,
+    rejected: pd.DataFrame,
+    spec,
+    cfg: ValidateConfig,
+    raw: LabelFeatures | None = None,
 ) -> tuple[CheckResult, pd.DataFrame]:
     """Flag windows whose label their signals contradict; (verdict row, rejection rows).
 
     Windows already rejected by a per-sample rule are left out (their payloads are broken, so
-    they would only teach the check's model noise); so are windows without a label.
+    they would only teach the check's model noise); so are windows without a label. `samples`
+    needs session_id, window_index and label; its payloads are decoded unless `raw`
+    (`raw_label_features` of the same rows, for the check's streams) is given, and then the
+    payloads are not needed (the statistics table will do).
     """
     name = "label_consistency"
     severity = severity_for(name, "fail", cfg)
@@ -286,7 +311,8 @@ def label_consistency_check(
     streams = label_check_streams(spec, cfg)
     classes = list(spec.labels.classes)
     bad = set(zip(rejected["session_id"], rejected["window_index"], strict=True))
-    judged = samples[~key_mask(samples, bad)].reset_index(drop=True)
+    keep = ~key_mask(samples, bad)
+    judged = samples[keep].reset_index(drop=True)
     n_labelled = int(judged["label"].isin(classes).sum()) if "label" in judged else 0
     if n_labelled < cfg.label_check_min_windows:
         return CheckResult(
@@ -295,9 +321,20 @@ def label_consistency_check(
             f"{cfg.label_check_min_windows}",
             expected, severity, True,
         ), empty  # fmt: skip
+    features = None
+    if raw is not None:
+        missing = [s for s in streams if s not in raw]
+        if missing:
+            raise ValueError(
+                f"label check: no raw features were gathered for stream(s) {missing} "
+                "(gather the evidence with the same validation config)"
+            )
+        rows = np.flatnonzero(keep)
+        mine = {s: [raw[s][i] for i in rows] for s in streams}
+        features = relative_features(mine, judged["session_id"].astype(str).to_numpy(), spec)
     result = check_labels(
         judged, spec, folds=cfg.label_check_folds, c=cfg.label_check_c,
-        rounds=cfg.label_check_rounds, streams=streams,
+        rounds=cfg.label_check_rounds, streams=streams, features=features,
     )  # fmt: skip
     n_judged = int((result.given >= 0).sum())
     if result.folds == 0:

@@ -233,3 +233,119 @@ def test_a_model_trained_on_another_spec_is_refused(tmp_path):
             store, manifest, [Trained("fused", list(spec.streams), "models/fused.pt")],
             EvaluateConfig(n_boot=10), "runs/r4/evaluation",
         )  # fmt: skip
+
+
+# ---- the stage streams: each split read once, one batch of raw samples at a time ---------------
+
+
+def _spy_report(monkeypatch):
+    """Capture what evaluate_models hands build_report: the outputs and both truths."""
+    import modalops.evaluate.evaluation as evaluation
+
+    seen = {}
+    real = evaluation.build_report
+
+    def spy(outputs, val, test, *args, **kwargs):
+        seen.update(outputs=outputs, val=val, test=test)
+        return real(outputs, val, test, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "build_report", spy)
+    return seen
+
+
+def test_streamed_evaluation_equals_scoring_each_split_at_once(tmp_path, monkeypatch):
+    from modalops.evaluate.evaluation import count_parameters, load_model, truth_from_samples
+    from modalops.shard import iter_raw_samples
+    from modalops.train.models import predict_proba
+
+    spec = demo_spec()
+    store = open_store(str(tmp_path / "store"))
+    manifest, samples = _dataset(store, spec)
+    streams = list(spec.streams)
+    trained = _train(
+        store, tmp_path, spec, samples, [("fused", streams, 5), (streams[0], streams[:1], 0)]
+    )
+    # 5 per batch: val (12) and test (18) are each streamed in several batches, the last short
+    cfg = CFG.model_copy(update={"batch_size": 5, "latency_samples": 2})
+    assert manifest.splits["test"].n_samples > 2 * cfg.batch_size
+    assert manifest.splits["val"].n_samples % cfg.batch_size and manifest.splits["val"].n_samples
+    seen = _spy_report(monkeypatch)
+    rep = evaluate_models(store, manifest, trained, cfg, "runs/r5/evaluation")
+
+    # the reference: every sample of a split in memory, scored in one call (the former code)
+    val = list(iter_raw_samples(store, manifest, "val"))
+    test = list(iter_raw_samples(store, manifest, "test"))
+    for got, tr in zip(seen["outputs"], trained, strict=True):
+        model = load_model(store, tr.checkpoint_key, tr.model_id)
+        assert got.model_id == tr.model_id and got.streams == tr.streams
+        np.testing.assert_array_equal(got.val_probs, predict_proba(model, val, cfg.batch_size))
+        np.testing.assert_array_equal(got.test_probs, predict_proba(model, test, cfg.batch_size))
+        expected = streams if tr.model_id == "fused" else []
+        assert sorted(got.removed) == sorted(expected)
+        for name in expected:
+            dropped = [drop_stream(s, name) for s in test]
+            np.testing.assert_array_equal(
+                got.removed[name], predict_proba(model, dropped, cfg.batch_size)
+            )
+        assert got.n_params == count_parameters(model) > 0
+        assert len(got.latency_ms) == cfg.latency_samples
+    for got, raws in ((seen["val"], val), (seen["test"], test)):
+        want = truth_from_samples(raws)
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.groups, want.groups)
+        pd.testing.assert_frame_equal(got.meta, want.meta)
+    assert rep.headline["n_test"] == len(test) and rep.headline["n_val"] == len(val)
+
+
+def test_evaluation_reads_each_split_once_holding_one_batch(tmp_path, monkeypatch):
+    import modalops.shard
+
+    spec = demo_spec()
+    store = open_store(str(tmp_path / "store"))
+    manifest, samples = _dataset(store, spec, seed=2)
+    streams = list(spec.streams)
+    trained = _train(
+        store, tmp_path, spec, samples, [("fused", streams, 0), (streams[0], streams[:1], 0)]
+    )
+    cfg = CFG.model_copy(update={"batch_size": 3, "latency_samples": 2})
+    reads, count = [], {"alive": 0, "max": 0, "yielded": 0}
+
+    class Tracked(dict):  # a raw sample that counts itself while alive
+        def __init__(self, raw):
+            super().__init__(raw)
+            count["alive"] += 1
+            count["yielded"] += 1
+            count["max"] = max(count["max"], count["alive"])
+
+        def __del__(self):
+            count["alive"] -= 1
+
+    real = modalops.shard.iter_raw_samples
+
+    def counting(store, manifest, split):
+        reads.append(split)
+        for raw in real(store, manifest, split):
+            yield Tracked(raw)
+
+    monkeypatch.setattr(modalops.shard, "iter_raw_samples", counting)
+    evaluate_models(store, manifest, trained, cfg, "runs/r6/evaluation")
+    n_val, n_test = manifest.splits["val"].n_samples, manifest.splits["test"].n_samples
+    assert sorted(reads) == ["test", "val"] and count["yielded"] == n_val + n_test
+    # the former code held both splits (30 samples) at once
+    assert count["max"] <= cfg.batch_size + cfg.latency_samples < n_test
+
+
+def test_an_empty_split_is_refused_before_any_model_is_loaded(tmp_path):
+    import dataclasses
+
+    spec = demo_spec()
+    store = open_store(str(tmp_path / "store"))
+    manifest, _ = _dataset(store, spec, seed=3)
+    # no checkpoint behind the key: loading a model would raise FileNotFoundError instead
+    missing = [Trained("fused", list(spec.streams), "models/missing.pt")]
+    for split, name in (("test", "test"), ("val", "validation")):
+        splits = dict(manifest.splits)
+        splits[split] = dataclasses.replace(splits[split], shards=[], n_samples=0)
+        empty = dataclasses.replace(manifest, splits=splits)
+        with pytest.raises(ValueError, match=f"the {name} split is empty"):
+            evaluate_models(store, empty, missing, EvaluateConfig(n_boot=10), "runs/r7/e")

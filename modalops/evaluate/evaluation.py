@@ -11,8 +11,9 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -382,35 +383,144 @@ def time_per_sample(predict, samples: Sequence[Mapping[str, Any]], n: int) -> li
     return out
 
 
-def predict_outputs(
-    model_id: str,
-    streams: Iterable[str],
-    model: Any,
-    val: Sequence[Mapping[str, Any]],
-    test: Sequence[Mapping[str, Any]],
-    cfg: EvaluateConfig,
-) -> ModelOutputs:
-    """Score one loaded model on val and test (and test with each stream removed if fused)."""
+def iter_batches(samples: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of `size` items (the last may be shorter), pulled lazily from `samples`.
+
+    The previous batch is released before the next is filled, so a consumer that drops its own
+    reference (`del batch`) holds at most `size` items at a time."""
+    it = iter(samples)
+    while batch := list(islice(it, size)):
+        yield batch
+        del batch
+
+
+def robustness_streams(model_id: str, streams: Sequence[str], cfg: EvaluateConfig) -> list[str]:
+    """The streams removed one at a time to test robustness: the fused model's, if it has >1."""
+    names = list(streams)
+    return names if model_id == FUSED_ID and cfg.robustness and len(names) > 1 else []
+
+
+def score_batch(
+    model: Any, raws: Sequence[Mapping[str, Any]], removed: Sequence[str], batch_size: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Probabilities of one model on raw samples, and on them with each stream in `removed`
+    dropped. The one scoring step of both the in-memory and the streamed evaluation."""
     # Imported here: the model code pulls in torch, which this module's pure part does not need.
     # The served pyfunc decodes and scores through the same function (train.models.predict_logits).
     from modalops.train.models import predict_proba
 
-    def predict(raws):
-        return predict_proba(model, raws, cfg.batch_size)
+    probs = predict_proba(model, raws, batch_size)
+    dropped = {
+        name: predict_proba(model, [drop_stream(s, name) for s in raws], batch_size)
+        for name in removed
+    }
+    return probs, dropped
 
-    names = list(streams)
-    out = ModelOutputs(
-        model_id=model_id,
-        streams=names,
-        val_probs=predict(val),
-        test_probs=predict(test),
-        n_params=count_parameters(model),
-        latency_ms=time_per_sample(lambda r: predict_proba(model, r, 1), test, cfg.latency_samples),
+
+@dataclass
+class _SplitScores:
+    """What streaming one split keeps: per model the probability chunks (and stream-dropped
+    chunks), the light truth records, and the first few raw samples (for latency)."""
+
+    probs: list[list[np.ndarray]]
+    removed: list[dict[str, list[np.ndarray]]]
+    truth: list[dict[str, Any]] = field(default_factory=list)
+    head: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def _score_split(
+    models: Sequence[tuple[str, Sequence[str], Any]],
+    samples: Iterable[Mapping[str, Any]],
+    cfg: EvaluateConfig,
+    robustness: bool,
+    keep_head: int = 0,
+) -> _SplitScores:
+    """Stream one split once in batches of `cfg.batch_size`, scoring every model on each batch.
+
+    At most one batch of raw samples is alive (plus the first `keep_head`, kept aside); a batch
+    is exactly one `predict_proba` batch, so the probabilities equal scoring the split at once."""
+    removed = [robustness_streams(i, s, cfg) if robustness else [] for i, s, _ in models]
+    acc = _SplitScores(
+        probs=[[] for _ in models], removed=[{name: [] for name in r} for r in removed]
     )
-    if model_id == FUSED_ID and cfg.robustness and len(names) > 1:
-        for name in names:
-            out.removed[name] = predict([drop_stream(s, name) for s in test])
-    return out
+    for batch in iter_batches(samples, cfg.batch_size):
+        _score_into(acc, models, removed, batch, cfg.batch_size, keep_head)
+        del batch  # before the next batch is read: one batch of raw payloads at a time
+    if not acc.truth:  # an empty split still yields correctly shaped (0, n_classes) arrays
+        _score_into(acc, models, removed, [], cfg.batch_size, 0)
+    return acc
+
+
+def _score_into(
+    acc: _SplitScores,
+    models: Sequence[tuple[str, Sequence[str], Any]],
+    removed: Sequence[Sequence[str]],
+    batch: Sequence[Mapping[str, Any]],
+    batch_size: int,
+    keep_head: int,
+) -> None:
+    """Score every model on one batch and append the results (and the batch's truth) to `acc`."""
+    for k, (_, _, model) in enumerate(models):
+        probs, dropped = score_batch(model, batch, removed[k], batch_size)
+        acc.probs[k].append(probs)
+        for name, p in dropped.items():
+            acc.removed[k][name].append(p)
+    # only the fields truth_from_samples reads: no stream payloads outlive the batch
+    acc.truth.extend(
+        {"key": s["key"], "label_index": s["label_index"], "meta": s.get("meta")} for s in batch
+    )
+    acc.head.extend(batch[: max(0, keep_head - len(acc.head))])
+
+
+def stream_outputs(
+    models: Sequence[tuple[str, Iterable[str], Any]],
+    val: Iterable[Mapping[str, Any]],
+    test: Iterable[Mapping[str, Any]],
+    cfg: EvaluateConfig,
+) -> tuple[list[ModelOutputs], SplitTruth, SplitTruth]:
+    """Score loaded `(model_id, streams, model)` triples on val and test, reading each once.
+
+    Memory is flat in the number of samples: at most `cfg.batch_size` raw samples (payloads) are
+    held at a time, plus the first `cfg.latency_samples` test samples kept for timing; what grows
+    with the split is only the probabilities (n_samples x n_classes per model and per removed
+    stream) and the truth (label, session, metadata per sample). The fused model is also scored
+    with each stream removed (see `robustness_streams`)."""
+    triples = [(i, list(s), m) for i, s, m in models]
+    v = _score_split(triples, val, cfg, robustness=False)
+    t = _score_split(triples, test, cfg, robustness=True, keep_head=cfg.latency_samples)
+    # Imported here, as in score_batch: torch is only needed once there are models to run.
+    from modalops.train.models import predict_proba
+
+    outputs = []
+    for k, (model_id, names, model) in enumerate(triples):
+        outputs.append(
+            ModelOutputs(
+                model_id=model_id,
+                streams=names,
+                val_probs=np.concatenate(v.probs[k]),
+                test_probs=np.concatenate(t.probs[k]),
+                n_params=count_parameters(model),
+                latency_ms=time_per_sample(
+                    lambda r, m=model: predict_proba(m, r, 1), t.head, cfg.latency_samples
+                ),
+                removed={name: np.concatenate(ps) for name, ps in t.removed[k].items()},
+            )
+        )
+    return outputs, truth_from_samples(v.truth), truth_from_samples(t.truth)
+
+
+def predict_outputs(
+    model_id: str,
+    streams: Iterable[str],
+    model: Any,
+    val: Iterable[Mapping[str, Any]],
+    test: Iterable[Mapping[str, Any]],
+    cfg: EvaluateConfig,
+) -> ModelOutputs:
+    """Score one loaded model on val and test (and test with each stream removed if fused).
+
+    A one-model `stream_outputs`: the splits may be lists or iterators, read once in batches."""
+    return stream_outputs([(model_id, streams, model)], val, test, cfg)[0][0]
 
 
 def write_report(store: ObjectStore, out_prefix: str, report: EvaluationReport) -> dict[str, str]:
@@ -462,26 +572,37 @@ def evaluate_models(
     """Score every trained model on val and test, build the report and write it to the store.
 
     `trained` holds train.TrainResult items (model_id, checkpoint_key); each model decodes with
-    the spec it was trained on, which must be compatible with the dataset's.
+    the spec it was trained on, which must be compatible with the dataset's. Every model is loaded
+    first, then each split is read once (see `stream_outputs`): peak memory is the models, one
+    batch of `cfg.batch_size` raw samples and `cfg.latency_samples` more, whatever the split size.
     """
     from modalops.shard import iter_raw_samples
 
     spec = manifest.dataset_spec()
-    val = list(iter_raw_samples(store, manifest, "val"))
-    test = list(iter_raw_samples(store, manifest, "test"))
-    if not test:
-        raise ValueError(f"dataset {manifest.version}: the test split is empty")
-    if not val:
-        raise ValueError(f"dataset {manifest.version}: the validation split is empty")
-    outputs = []
+    # Refused before any model is loaded, from the manifest's counts (re-checked after reading).
+    for split, name in (("test", "test"), ("val", "validation")):
+        info = manifest.splits.get(split)
+        if info is not None and info.n_samples == 0:
+            raise ValueError(f"dataset {manifest.version}: the {name} split is empty")
+    models = []
     for tr in trained:
         model = load_model(store, tr.checkpoint_key, tr.model_id)
         model.spec.check_compatible(spec, what=f"model {tr.model_id}")
-        outputs.append(predict_outputs(tr.model_id, model.streams, model, val, test, cfg))
+        models.append((tr.model_id, model.streams, model))
+    outputs, val, test = stream_outputs(
+        models,
+        iter_raw_samples(store, manifest, "val"),
+        iter_raw_samples(store, manifest, "test"),
+        cfg,
+    )
+    if not len(test.labels):
+        raise ValueError(f"dataset {manifest.version}: the test split is empty")
+    if not len(val.labels):
+        raise ValueError(f"dataset {manifest.version}: the validation split is empty")
     report = build_report(
         outputs,
-        truth_from_samples(val),
-        truth_from_samples(test),
+        val,
+        test,
         cfg,
         labels=spec.labels.classes,
         slices=evaluation_slices(spec, cfg),

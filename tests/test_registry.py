@@ -146,6 +146,7 @@ def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
 
     from modalops.dataset.spec import spec_from_text
     from modalops.register import RescoringSet, dataset_input_of, log_and_register
+    from modalops.serving.pyfunc import to_input_frame
     from modalops.testing.models import (
         make_samples,
         other_spec,
@@ -155,6 +156,7 @@ def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
     )
 
     spec = other_spec()
+    samples = make_samples(spec, 6)
     save_tiny(tiny_classifier(spec), tmp_path / "model.pt")
 
     class Manifest:  # shard.DatasetManifest's shape, as far as registration reads it
@@ -171,7 +173,10 @@ def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
         config_dict={},
         tags={"dataset_version": "v7"},
         artifacts={},
-        test_samples_for_rescoring=RescoringSet.from_raw_samples(make_samples(spec, 6), spec),
+        # batch 1 < 6 samples: the input example spans two batches, scoring takes six
+        test_samples_for_rescoring=RescoringSet.from_source(
+            lambda: iter(samples), spec, batch_size=1
+        ),
         dataset_spec=spec,
         dataset_input=dataset_input_of(Manifest, spec),
     )
@@ -195,6 +200,11 @@ def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
     # the served model's input columns are the spec's streams
     sig = mlflow.models.get_model_info("models:/wrist/1").signature
     assert [c.name for c in sig.inputs.inputs] == ["wrist_video", "imu"]
+    # the input example is the first two test samples, whatever the batch size
+    example = mlflow.models.Model.load(model_dir).load_input_example(model_dir)
+    assert len(example) == 2 and list(example.columns) == ["wrist_video", "imu"]
+    first = to_input_frame(samples[:2], spec)
+    assert list(example["wrist_video"]) == list(first["wrist_video"])
 
 
 def test_registration_refuses_a_checkpoint_of_another_spec(tmp_path):
@@ -219,3 +229,91 @@ def test_registration_refuses_a_checkpoint_of_another_spec(tmp_path):
                 make_samples(spec, 2), spec),
             dataset_spec=spec,
         )  # fmt: skip
+
+
+def _pyfunc_of(spec, temperature=1.5):
+    """A MultimodalPyfunc around a tiny classifier, as load_context would leave it (no MLflow)."""
+    from modalops.serving.pyfunc import MultimodalPyfunc, serving_config
+    from modalops.testing.models import tiny_classifier
+
+    pyfunc = MultimodalPyfunc()
+    pyfunc.model, pyfunc.spec = tiny_classifier(spec), spec
+    pyfunc.labels = list(spec.labels.classes)
+    pyfunc.config = serving_config(
+        temperature, 0.0, pyfunc.labels, spec.digest(), list(spec.streams), 1.0
+    )
+    return pyfunc
+
+
+def test_batched_rescoring_scores_exactly_as_the_whole_frame(monkeypatch):
+    """6 samples in batches of 4: same predictions and GateScores as one whole-frame predict,
+    the source re-read per pass, and never more than one batch read but not yet predicted."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from modalops.register import RescoringSet, score_model_uri, score_predictions
+    from modalops.register.registry import predict_in_batches
+    from modalops.serving.pyfunc import to_input_frame
+    from modalops.testing.models import make_samples, other_spec
+
+    spec = other_spec()
+    samples = make_samples(spec, 6)
+    pyfunc = _pyfunc_of(spec)
+    whole = pyfunc.predict(None, to_input_frame(samples, spec))
+    expected = score_predictions(whole, RescoringSet.from_raw_samples(samples, spec))
+    assert expected.n == 6 and expected.slice_f1  # something to compare
+
+    passes, handed = [], []
+
+    def source():
+        passes.append(1)
+        for s in samples:
+            handed.append(1)
+            yield s
+
+    class Loaded:  # what mlflow.pyfunc.load_model gives, counting rows read vs predicted
+        def __init__(self):
+            self.batches, self.unscored, self.predicted = [], [], 0
+
+        def predict(self, frame):
+            self.batches.append(len(frame))
+            self.unscored.append(len(handed) - self.predicted)
+            self.predicted += len(frame)
+            return pyfunc.predict(None, frame)
+
+    data = RescoringSet.from_source(source, spec, batch_size=4)
+    assert len(passes) == 1 and list(data.labels) == [s["label_index"] for s in samples]
+    loaded = Loaded()
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda uri: loaded)
+    handed.clear()
+    got = score_model_uri("models:/wrist/1", data)
+    assert len(passes) == 2 and loaded.batches == [4, 2]
+    assert max(loaded.unscored) <= 4  # the whole frame at once would show 6
+    assert got == expected
+    pd.testing.assert_frame_equal(predict_in_batches(Loaded(), data), whole, check_exact=True)
+    # the whole-frame view (small callers) and the input example match the old whole frame
+    pd.testing.assert_frame_equal(data.inputs, to_input_frame(samples, spec))
+    one = RescoringSet.from_source(source, spec, batch_size=1)
+    pd.testing.assert_frame_equal(one.input_example(2), to_input_frame(samples[:2], spec))
+
+
+def test_rescoring_refuses_a_source_that_changed_since_the_truth():
+    from modalops.register import RescoringSet
+    from modalops.testing.models import make_samples, other_spec
+
+    spec = other_spec()
+    samples = make_samples(spec, 6)
+    reads = []
+
+    def shifting():  # the second pass starts one sample later
+        reads.append(1)
+        return iter(samples[len(reads) - 1 :])
+
+    with pytest.raises(ValueError, match="test sample 0 differs"):
+        list(RescoringSet.from_source(shifting, spec, batch_size=4).input_batches())
+    shorter = RescoringSet.from_source(lambda: iter(samples), spec, batch_size=4)
+    shorter.source = lambda: iter(samples[:5])
+    with pytest.raises(ValueError, match="gave 5 test samples, the truth has 6"):
+        list(shorter.input_batches())
+    empty = RescoringSet.from_raw_samples([], spec)
+    assert len(empty.inputs) == 0 and list(empty.inputs.columns) == list(spec.streams)

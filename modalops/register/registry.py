@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -21,7 +22,7 @@ import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,16 +122,61 @@ class GateScores:
     n: int = 0
 
 
+RawSamples = Callable[[], Iterable[Mapping[str, Any]]]
+"""A re-readable source of raw samples: each call starts a new pass, in the same order."""
+
+# The serving config's default batch_size: batches of this size reach the pyfunc's own
+# predict_logits batches unchanged, so batched scoring runs the very same forward passes.
+RESCORING_BATCH_SIZE = 64
+
+
 @dataclass
 class RescoringSet:
-    """The test samples every candidate and the champion are scored on: pyfunc inputs + truth."""
+    """The test samples every candidate and the champion are scored on: truth + pyfunc inputs.
 
-    inputs: pd.DataFrame
+    The truth (labels, meta) is held in memory; the inputs are not: `input_batches()` re-reads
+    `source` and converts `batch_size` samples at a time, so scoring holds one batch of payloads.
+    """
+
     labels: np.ndarray
     meta: pd.DataFrame
     classes: list[str]  # the spec's classes, in index order
+    source: RawSamples
+    spec: Any  # the DatasetSpec whose streams are the input columns
     slices: list[str] = field(default_factory=list)
     ece_bins: int = 10
+    batch_size: int = RESCORING_BATCH_SIZE
+
+    @classmethod
+    def from_source(
+        cls,
+        source: RawSamples,
+        spec: Any,
+        slices: Sequence[str] | None = None,
+        ece_bins: int = 10,
+        batch_size: int = RESCORING_BATCH_SIZE,
+    ) -> RescoringSet:
+        """From a re-readable source (e.g. `lambda: shard.iter_raw_samples(store, m, "test")`):
+        one pass now for the truth, one per scoring pass for the inputs.
+
+        `slices` default to the spec's metadata.slices.
+        """
+        if batch_size < 1:
+            raise ValueError(f"rescoring: batch_size must be at least 1, got {batch_size}")
+        labels, meta = [], []
+        for s in source():
+            labels.append(int(s["label_index"]))
+            meta.append(dict(s.get("meta") or {}))
+        return cls(
+            labels=np.array(labels, dtype=np.int64),
+            meta=pd.DataFrame(meta),
+            classes=list(spec.labels.classes),
+            source=source,
+            spec=spec,
+            slices=list(spec.metadata.slices if slices is None else slices),
+            ece_bins=ece_bins,
+            batch_size=batch_size,
+        )
 
     @classmethod
     def from_raw_samples(
@@ -139,21 +185,77 @@ class RescoringSet:
         spec: Any,
         slices: Sequence[str] | None = None,
         ece_bins: int = 10,
+        batch_size: int = RESCORING_BATCH_SIZE,
     ) -> RescoringSet:
-        """From raw samples as yielded by shard.iter_raw_samples, in the columns of `spec`.
+        """From raw samples in memory, as yielded by shard.iter_raw_samples (tests, small sets).
 
         `slices` default to the spec's metadata.slices.
         """
+        held = list(samples)
+        return cls.from_source(lambda: iter(held), spec, slices, ece_bins, batch_size)
+
+    def input_batches(self) -> Iterator[pd.DataFrame]:
+        """The pyfunc input table, `batch_size` rows at a time, in the order of the truth.
+
+        An empty set yields one empty table. A source that no longer matches the truth read
+        at construction (other labels, more or fewer samples) is refused.
+        """
         from modalops.serving.pyfunc import to_input_frame
 
-        return cls(
-            inputs=to_input_frame(list(samples), spec),
-            labels=np.array([int(s["label_index"]) for s in samples], dtype=np.int64),
-            meta=pd.DataFrame([dict(s.get("meta") or {}) for s in samples]),
-            classes=list(spec.labels.classes),
-            slices=list(spec.metadata.slices if slices is None else slices),
-            ece_bins=ece_bins,
-        )
+        batch: list[Mapping[str, Any]] = []
+        seen = 0
+        for sample in self.source():
+            if seen >= len(self.labels) or int(sample["label_index"]) != self.labels[seen]:
+                raise ValueError(
+                    f"rescoring: test sample {seen} differs from the one the truth was read "
+                    "from; the source must give the same samples in the same order every pass"
+                )
+            batch.append(sample)
+            seen += 1
+            if len(batch) >= self.batch_size:
+                frame, batch = to_input_frame(batch, self.spec), []
+                yield frame
+                del frame  # scored: not kept alive while the next batch is read
+        if batch or seen == 0:
+            frame, batch = to_input_frame(batch, self.spec), []
+            yield frame
+        if seen != len(self.labels):
+            raise ValueError(
+                f"rescoring: the source gave {seen} test samples, the truth has {len(self.labels)}"
+            )
+
+    def input_example(self, n: int = 2) -> pd.DataFrame:
+        """The first `n` input rows (the MLflow input example), reading no more batches than needed."""
+        frames, rows = [], 0
+        batches = self.input_batches()
+        try:
+            for frame in batches:
+                frames.append(frame.head(n - rows).copy())  # not a view pinning the batch
+                rows += len(frames[-1])
+                if rows >= n:
+                    break
+        finally:
+            batches.close()
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def inputs(self) -> pd.DataFrame:
+        """The whole input table at once: for tests and small callers, not for the pipeline
+        (it holds every test sample's payloads; scoring uses `input_batches`)."""
+        return pd.concat(list(self.input_batches()), ignore_index=True)
+
+
+def predict_in_batches(model: Any, data: RescoringSet) -> pd.DataFrame:
+    """`model.predict` over the set one input batch at a time; the (light) outputs concatenated.
+
+    The same table as predicting the whole input at once: the pyfunc scores rows independently
+    (per-row decode, fixed-shape tensors, the classifier in eval mode).
+    """
+    preds = []
+    for frame in data.input_batches():
+        preds.append(model.predict(frame))
+        del frame  # let the next batch replace this one, not join it
+    return pd.concat(preds, ignore_index=True)
 
 
 def score_predictions(pred: pd.DataFrame, data: RescoringSet) -> GateScores:
@@ -191,7 +293,7 @@ def score_model_uri(model_uri: str, data: RescoringSet) -> GateScores:
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(model_uri)
-    return score_predictions(model.predict(data.inputs), data)
+    return score_predictions(predict_in_batches(model, data), data)
 
 
 # ---- the gate ------------------------------------------------------------------------------------
@@ -664,7 +766,7 @@ def log_and_register(
 
     with tempfile.TemporaryDirectory(prefix="modalops-register-") as tmp:
         if version is None:
-            example = test_samples_for_rescoring.inputs.head(2)
+            example = test_samples_for_rescoring.input_example(2)
             spec_path = Path(tmp) / "dataset.yaml"
             spec_path.write_text(spec.to_yaml())
         if version is None and model_uri is None:
@@ -1094,9 +1196,12 @@ def _register_new(
 
     store = run.store()
     spec = manifest.dataset_spec()
-    test = list(iter_raw_samples(store, manifest, "test"))
-    rescoring = RescoringSet.from_raw_samples(
-        test, spec, evaluation_slices(spec, cfg.evaluate), cfg.evaluate.ece_bins
+    # re-read per scoring pass, one batch at a time: memory does not grow with the test split
+    rescoring = RescoringSet.from_source(
+        functools.partial(iter_raw_samples, store, manifest, "test"),
+        spec,
+        evaluation_slices(spec, cfg.evaluate),
+        cfg.evaluate.ece_bins,
     )
     version_tags = {
         "dataset_version": manifest.version,

@@ -1,12 +1,21 @@
-"""Cost growth of the data stages: time and peak memory at 1x and 10x sessions.
+"""Cost growth of the pipeline's stages: time and peak memory at 1x and 10x sessions.
 
-    .venv/bin/python benchmarks/cost_growth.py                       # 4 and 40 sessions x 30 s
-    .venv/bin/python benchmarks/cost_growth.py --base 2 --duration 20   # quicker
+    .venv/bin/python benchmarks/cost_growth.py                     # 12 and 120 sessions x 30 s
+    .venv/bin/python benchmarks/cost_growth.py --dir /tmp/cg --stages train   # re-run one stage
 
-Each stage (ingest, align, validate, shard) runs in its own subprocess, so its peak RSS is its
-own; the time is that of the stage's core call (imports excluded), the memory figure the peak
-RSS above the process's RSS just before the call. Target: time ≤ 11x at 10x data, memory flat
-(stages that stream a bounded batch at a time); a stage that holds the whole dataset shows it.
+Each stage (ingest, align, validate, shard, train, evaluate) runs in its own subprocess, so its
+peak RSS is its own; the time is that of the stage's core call (imports excluded), the memory
+figure the peak RSS above the process's RSS just before the call. Target: time <= 11x at 10x data,
+memory flat. Train and evaluate are the fused model (`--epochs`, default 2) and its evaluation.
+
+Every stage holds a bounded batch, never the dataset: align and validate one aligned part (8
+sessions, the core's `batch_sessions`), shard one part and one tar being written, train one
+decoded shard (`shard.samples_per_shard`) plus the shuffle buffer (`train.shuffle_buffer`),
+evaluate one batch (`evaluate.batch_size`). What grows with the data is per-sample bookkeeping
+(statistics, label features, predictions: bytes to a few hundred bytes a sample). For the ratio
+to show growth with the data rather than a buffer filling up, the 1x run must already fill those
+buffers: hence at least 8 sessions, and shards and shuffle buffer of 64 samples here (the
+defaults, 256 and 512, fill only past ~800 training samples).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ["ingest", "align", "validate", "shard"]
+STAGES = ["ingest", "align", "validate", "shard", "train", "evaluate"]
 
 
 def _rss_mb() -> float:
@@ -30,24 +39,34 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def child(stage: str, raw_uri: str, work: str, sessions: int) -> dict:
+def child(stage: str, raw_uri: str, work: str, sessions: int, knobs: dict) -> dict:
     """Run one stage on `sessions` sessions, reading the previous stage's outputs from `work`."""
-    import pandas as pd
-
     from modalops.align import align_dataset
     from modalops.config import PipelineConfig
     from modalops.dataset.load import load_dataset_spec
+    from modalops.evaluate.evaluation import evaluate_models
     from modalops.ingest import ingest_recordings
     from modalops.runs import get_frame, put_frame
-    from modalops.shard import write_shards
+    from modalops.shard import DatasetManifest, write_shards
     from modalops.store import open_store
-    from modalops.validate import split_label_rejections, validate_dataset
+    from modalops.train import FUSED_ID
+    from modalops.train.training import train_model
+    from modalops.validate import evidence_from_parts, split_label_rejections, validate_dataset
 
     cfg = PipelineConfig()
+    train_cfg = cfg.train.model_copy(
+        update={
+            "max_epochs": knobs["epochs"],
+            "shuffle_buffer": knobs["shuffle_buffer"],
+            "decode_cache_dir": str(Path(work) / "decoded"),
+        }
+    )
+    shard_cfg = cfg.shard.model_copy(update={"samples_per_shard": knobs["samples_per_shard"]})
     validation = cfg.validation.model_copy(
         update={"fail_on_error": False, "min_samples_per_subgroup": 5}
     )
     raw, out = open_store(raw_uri), open_store(work)
+    figures: dict = {}
     spec = load_dataset_spec(raw)
     before = _rss_mb()
     t = time.perf_counter()
@@ -69,45 +88,72 @@ def child(stage: str, raw_uri: str, work: str, sessions: int) -> dict:
         put_frame(out, "align_report.parquet", res.report)
     elif stage == "validate":
         parts = json.loads(out.get_text("parts.json"))
-        samples = pd.concat([get_frame(out, k) for k in parts], ignore_index=True)
         res = validate_dataset(
             spec,
             get_frame(out, "catalog.parquet"),
-            samples,
+            None,
             validation,
             align_report=get_frame(out, "align_report.parquet"),
+            evidence=evidence_from_parts(out, parts, spec, validation),
         )
         out.put_bytes("rejected.pickle", pickle.dumps(res.rejected))
     elif stage == "shard":
         rejected = pickle.loads(out.get_bytes("rejected.pickle"))
         everywhere, train_only = split_label_rejections(rejected, validation)
-        write_shards(
+        manifest = write_shards(
             out,
             spec,
             json.loads(out.get_text("parts.json")),
             everywhere,
-            cfg.shard,
+            shard_cfg,
             extra={},
             train_only=train_only,
             window_s=cfg.align.window_s,
         )
+        out.put_text("manifest.json", manifest.to_json())
+    elif stage == "train":
+        manifest = DatasetManifest.from_json(out.get_text("manifest.json"))
+        res = train_model(
+            out, manifest, train_cfg, FUSED_ID, spec.stream_names, Path(work) / "train",
+            reuse=False,
+        )  # fmt: skip
+        out.put_bytes("trained.pickle", pickle.dumps(res))
+        figures = {
+            "samples": manifest.splits["train"].n_samples,
+            "samples_per_s": res.metrics.get("samples_per_s"),
+        }
+    elif stage == "evaluate":
+        manifest = DatasetManifest.from_json(out.get_text("manifest.json"))
+        trained = pickle.loads(out.get_bytes("trained.pickle"))
+        report = evaluate_models(out, manifest, [trained], cfg.evaluate, "evaluation")
+        figures = {
+            "samples": manifest.splits["val"].n_samples + manifest.splits["test"].n_samples,
+            "test_macro_f1": report.headline.get("fused_macro_f1"),
+        }
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"seconds": seconds, "peak_mb": peak, "stage_mb": max(peak - before, 0.0)}
+    return {"seconds": seconds, "peak_mb": peak, "stage_mb": max(peak - before, 0.0), **figures}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", type=int, default=4, help="sessions at 1x")
+    ap.add_argument("--base", type=int, default=12, help="sessions at 1x (at least 8: one part)")
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per session")
+    ap.add_argument("--samples-per-shard", type=int, default=64, help="shard.samples_per_shard")
+    ap.add_argument("--shuffle-buffer", type=int, default=64, help="train.shuffle_buffer")
+    ap.add_argument("--epochs", type=int, default=2, help="training epochs of the fused model")
+    ap.add_argument("--dir", help="keep the data and stage outputs here (reused when present)")
+    ap.add_argument("--stages", help="comma-separated stages to run again (with --dir)")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     ap.add_argument("--raw", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     ap.add_argument("--sessions", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--knobs", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.raw, args.work, args.sessions)))
+        knobs = json.loads(args.knobs)
+        print(json.dumps(child(args.child, args.raw, args.work, args.sessions, knobs)))
         return
 
     from modalops.store import open_store
@@ -115,33 +161,52 @@ def main() -> None:
 
     scales = [args.base, args.base * args.factor]
     figures: dict[int, dict[str, dict]] = {}
+    stages = args.stages.split(",") if args.stages else STAGES
+    knobs = json.dumps(
+        {
+            "epochs": args.epochs,
+            "samples_per_shard": args.samples_per_shard,
+            "shuffle_buffer": args.shuffle_buffer,
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="modalops-cost-") as tmp:
-        raw = Path(tmp) / "raw"
-        generate_demo_data(
-            open_store(str(raw)), DemoDataConfig(sessions=scales[-1], duration_s=args.duration)
-        )
+        root = Path(args.dir or tmp)
+        raw = root / "raw"
+        if not (raw / "dataset.yaml").exists():
+            generate_demo_data(
+                open_store(str(raw)), DemoDataConfig(sessions=scales[-1], duration_s=args.duration)
+            )
         for n in scales:
-            work = Path(tmp) / f"work-{n}"
+            work = root / f"work-{n}"
             figures[n] = {}
-            for stage in STAGES:
+            for stage in stages:
                 cmd = [sys.executable, __file__, "--child", stage, "--raw", str(raw)]
-                cmd += ["--work", str(work), "--sessions", str(n)]
+                cmd += ["--work", str(work), "--sessions", str(n), "--knobs", knobs]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode:
                     raise SystemExit(f"{stage} at {n} sessions failed:\n{done.stderr[-3000:]}")
                 figures[n][stage] = json.loads(done.stdout.strip().splitlines()[-1])
     lo, hi = scales
-    print(f"cost growth, {lo} -> {hi} sessions x {args.duration:g} s ({args.factor}x data)")
+    print(
+        f"cost growth, {lo} -> {hi} sessions x {args.duration:g} s ({args.factor}x data), {knobs}"
+    )
     print(
         f"{'stage':<10}{'s @1x':>8}{'s @10x':>9}{'time x':>8}{'MB @1x':>9}{'MB @10x':>9}{'mem x':>7}"
     )
-    for stage in STAGES:
+    for stage in stages:
         a, b = figures[lo][stage], figures[hi][stage]
         print(
             f"{stage:<10}{a['seconds']:8.2f}{b['seconds']:9.2f}{b['seconds'] / a['seconds']:8.1f}"
             f"{a['stage_mb']:9.0f}{b['stage_mb']:9.0f}"
             f"{b['stage_mb'] / a['stage_mb'] if a['stage_mb'] > 1 else float('nan'):7.1f}"
         )
+    for stage in [s for s in ("train", "evaluate") if s in stages]:
+        a, b = figures[lo][stage], figures[hi][stage]
+        print(f"{stage}: {a['samples']} -> {b['samples']} samples", end="")
+        if stage == "train":
+            print(f", {a['samples_per_s']:.0f} -> {b['samples_per_s']:.0f} samples/s")
+        else:
+            print(f", test macro-F1 {a['test_macro_f1']:.3f} -> {b['test_macro_f1']:.3f}")
     print("(MB: the stage's peak RSS above the process's RSS before the call)")
     print(json.dumps({str(k): v for k, v in figures.items()}))
 

@@ -6,6 +6,7 @@ length, so batches of parts may be gathered on Dask workers and merged in part o
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -54,8 +55,10 @@ def merge_evidence(pieces: Iterable[SampleEvidence]) -> SampleEvidence:
 def parts_window_length(store: ObjectStore, part_keys: list[str]) -> float:
     """The samples' window length (median t_end - t_start) over every part, read from those two
     columns only: each part's statistics need the whole dataset's."""
+    # whole bytes, then two columns decoded: an object-store stream cannot seek
     times = [
-        pd.read_parquet(store.open_read(key), columns=["t_start", "t_end"]) for key in part_keys
+        pd.read_parquet(io.BytesIO(store.get_bytes(key)), columns=["t_start", "t_end"])
+        for key in part_keys
     ]
     return window_length(pd.concat(times, ignore_index=True)) if times else float("nan")
 

@@ -18,6 +18,7 @@ from modalops.dataset.corrections import read_corrections, session_corrections
 from modalops.dataset.errors import RawDataError
 from modalops.dataset.layout import load_session, read_sessions
 from modalops.dataset.spec import DatasetSpec
+from modalops.memory import release_freed_memory
 from modalops.quarantine import QuarantineRecord
 from modalops.store import ObjectStore, join_key
 
@@ -113,6 +114,8 @@ def align_dataset(
         part_keys.append(key)
         n_samples += len(frame)
         batch.clear()
+        del frame, buf
+        release_freed_memory()  # the batch's pages, before the next sessions are read
 
     needed = [*(["labels"] if labelled else []), *(["clock"] if spec.sessions.clock_file else [])]
     reviewed = unlabelled_sessions = 0

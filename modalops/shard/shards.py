@@ -31,6 +31,7 @@ from modalops.config.pipeline import ShardConfig
 from modalops.dataset import columns
 from modalops.dataset.spec import DatasetSpec, parse_spec
 from modalops.kinds.payloads import is_absent
+from modalops.memory import release_freed_memory
 from modalops.store import ObjectStore, join_key
 
 DATASETS_PREFIX = "datasets"
@@ -472,6 +473,7 @@ def write_shards(
                 if strat_col:
                     st["groups"][_meta(row, [strat_col])[strat_col]] += 1
             del part
+            release_freed_memory()  # the part's pages, before the next part is read
         for w in writers.values():
             w.flush()
 

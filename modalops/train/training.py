@@ -35,6 +35,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from modalops.config.train import TrainConfig
 from modalops.dataset.spec import DatasetSpec
+from modalops.memory import release_freed_memory
 from modalops.shard import DatasetManifest
 from modalops.store import ObjectStore, join_key, open_store
 from modalops.train import FUSED_ID
@@ -302,30 +303,15 @@ class _EpochMetrics(Callback):
 
 
 class _ReturnFreedMemory(Callback):
-    """Hands heap memory freed during the epoch back to the system (glibc `malloc_trim`).
-
-    The loader's background thread allocates in its own malloc arena; what it frees there is
-    kept by the process, so without this the resident size creeps up epoch after epoch
-    (benchmarks/cost_growth.py). A no-op where the C library has no `malloc_trim`."""
-
-    def __init__(self) -> None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            self._trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            self._trim = None
-
-    def _release(self) -> None:
-        if self._trim is not None:
-            self._trim(0)
+    """Hands heap memory freed during an epoch back to the system: the loader's background
+    thread allocates in its own malloc arena, and what it frees there otherwise stays with the
+    process, epoch after epoch (modalops/memory.py)."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._release()
+        release_freed_memory()
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._release()
+        release_freed_memory()
 
 
 class _BestWeights(Callback):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from modalops.config.validate import ValidateConfig
+from modalops.memory import release_freed_memory
 from modalops.runs import get_frame
 from modalops.store import ObjectStore
 from modalops.validate.label_check import LabelFeatures, label_check_streams, raw_label_features
@@ -78,6 +79,8 @@ def evidence_from_parts(
         )
     if window_s is None:
         window_s = parts_window_length(store, part_keys)
-    return merge_evidence(
-        sample_evidence(get_frame(store, key), spec, cfg, window_s) for key in part_keys
-    )
+    pieces = []
+    for key in part_keys:
+        pieces.append(sample_evidence(get_frame(store, key), spec, cfg, window_s))
+        release_freed_memory()  # the part's pages, before the next part is read
+    return merge_evidence(pieces)

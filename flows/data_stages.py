@@ -1,8 +1,8 @@
 """The data stages over batches of sessions on Dask workers (`dask.enabled`, docs/scale.md).
 
 Ingest and align run per batch of `dask.batch_sessions` sessions, the validation evidence
-(statistics and label features) per batch of aligned parts; each fan-out is merged in one task into what the single-process stage
-returns. The validation gate itself needs the whole dataset and stays one task in the parent flow.
+(statistics and label features) per batch of aligned parts; each fan-out is merged in one task
+into what the single-process stage returns. The validation gate itself needs the whole dataset and stays one task in the parent flow.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tasks.validate import aligned_window_length, merge_sample_evidence, sample_
 def data_stages_on_dask(
     run: RunContext, spec: DatasetSpec, cfg: PipelineConfig, tracking: TrackingContext
 ) -> tuple[IngestOutput, AlignResult, SampleEvidence]:
-    """Ingest, align and the validation statistics, fanned out over the flow's Dask cluster."""
+    """Ingest, align and the validation evidence, fanned out over the flow's Dask cluster."""
     # ---- ingest ------------------------------------------------------------------------------
     sessions = list_session_batches(run, spec, cfg.ingest, cfg.dask.batch_sessions)
     ingest_parts = ingest_batch.map(unmapped(run), unmapped(spec), unmapped(cfg.ingest), sessions)

@@ -200,9 +200,18 @@ class RescoringSet:
         An empty set yields one empty table. A source that no longer matches the truth read
         at construction (other labels, more or fewer samples) is refused.
         """
+        from modalops.evaluate.evaluation import iter_batches
         from modalops.serving.pyfunc import to_input_frame
 
-        batch: list[Mapping[str, Any]] = []
+        empty = True
+        for batch in iter_batches(self._checked_samples(), self.batch_size):
+            empty = False
+            yield to_input_frame(batch, self.spec)
+        if empty:
+            yield to_input_frame([], self.spec)
+
+    def _checked_samples(self) -> Iterator[Mapping[str, Any]]:
+        """One pass over `source`, refused where it no longer matches the truth."""
         seen = 0
         for sample in self.source():
             if seen >= len(self.labels) or int(sample["label_index"]) != self.labels[seen]:
@@ -210,15 +219,8 @@ class RescoringSet:
                     f"rescoring: test sample {seen} differs from the one the truth was read "
                     "from; the source must give the same samples in the same order every pass"
                 )
-            batch.append(sample)
             seen += 1
-            if len(batch) >= self.batch_size:
-                frame, batch = to_input_frame(batch, self.spec), []
-                yield frame
-                del frame  # scored: not kept alive while the next batch is read
-        if batch or seen == 0:
-            frame, batch = to_input_frame(batch, self.spec), []
-            yield frame
+            yield sample
         if seen != len(self.labels):
             raise ValueError(
                 f"rescoring: the source gave {seen} test samples, the truth has {len(self.labels)}"

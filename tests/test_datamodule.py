@@ -231,6 +231,23 @@ def test_the_decode_cache_stays_under_its_size_limit(manifest, tmp_path):
     assert len(list(cache.glob("*/*/light.json"))) < len(manifest.shard_urls("train"))
 
 
+def test_a_cached_sample_holds_only_its_own_row(manifest, tmp_path):
+    """A sample waiting in the shuffle buffer must not keep its whole shard's arrays alive (a
+    view would: the buffer then held the arrays of the last dozen shards, ~85 MB more at the
+    default 256-sample shards and 512-sample buffer, benchmarks/cost_growth.py)."""
+    cache = tmp_path / "decoded"
+    urls = manifest.shard_urls("train")
+    stream = _stream(manifest, urls, None, shuffle=True, decode_cache_dir=str(cache))
+    for warm in (False, True):  # decoded now, then read back from the cache
+        samples = list(stream)
+        assert len(samples) == manifest.splits["train"].n_samples
+        for tensors, _, _ in samples:
+            for name, tensor in tensors.items():
+                own = tensor.numel() * tensor.element_size()
+                assert tensor.untyped_storage().nbytes() == own, (name, warm)
+        assert list(cache.glob("*/*/light.json"))
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_stream_made_batches_equal_the_dataloaders_own_batching(manifest, num_workers):
     """The stream collates its batches ahead in a thread; they are exactly the batches a

@@ -150,7 +150,10 @@ class DecodedCache:
         presence = torch.tensor([item["presence"] for item in light], dtype=torch.float32)
         out = []
         for i, item in enumerate(light):
-            row = {name: t[i] for name, t in tensors.items()}
+            # a copy of the row, not a view: a view keeps the whole shard's array alive for as
+            # long as any one of its samples waits in the shuffle buffer, which then holds the
+            # arrays of the last dozen shards instead of its own samples
+            row = {name: t[i].clone() for name, t in tensors.items()}
             row.update(absent)
             out.append(
                 DecodedSample(

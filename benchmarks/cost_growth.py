@@ -1,6 +1,6 @@
 """Cost growth of the pipeline's stages: time and peak memory at 1x and 10x sessions.
 
-    .venv/bin/python benchmarks/cost_growth.py                     # 12 and 120 sessions x 30 s
+    .venv/bin/python benchmarks/cost_growth.py                     # 16 and 160 sessions x 30 s
     .venv/bin/python benchmarks/cost_growth.py --dir /tmp/cg --stages train   # re-run one stage
 
 Each stage (ingest, align, validate, shard, train, evaluate) runs in its own subprocess, so its
@@ -14,8 +14,13 @@ decoded shard (`shard.samples_per_shard`) plus the shuffle buffer (`train.shuffl
 evaluate one batch (`evaluate.batch_size`). What grows with the data is per-sample bookkeeping
 (statistics, label features, predictions: bytes to a few hundred bytes a sample). For the ratio
 to show growth with the data rather than a buffer filling up, the 1x run must already fill those
-buffers: hence at least 8 sessions, and shards and shuffle buffer of 64 samples here (the
-defaults, 256 and 512, fill only past ~800 training samples).
+buffers: hence 16 sessions (two full parts of 8: a part-at-a-time stage reaches its steady peak
+from the second part on, and with 12 sessions the second part holds only 4), shards and shuffle
+buffer of 64 samples here (the defaults, 256 and 512, fill only past ~800 training samples), and
+the label check on at both scales (by default it needs 1,000 windows). The label check is the one
+step that holds per-sample features of the whole dataset (~1.2 KB a sample, float32) and fits a
+model on them out of fold, so validate's memory grows with the data while the check is on
+(`--no-label-check --stages validate` measures validate without it).
 """
 
 from __future__ import annotations
@@ -63,7 +68,13 @@ def child(stage: str, raw_uri: str, work: str, sessions: int, knobs: dict) -> di
     )
     shard_cfg = cfg.shard.model_copy(update={"samples_per_shard": knobs["samples_per_shard"]})
     validation = cfg.validation.model_copy(
-        update={"fail_on_error": False, "min_samples_per_subgroup": 5}
+        update={
+            "fail_on_error": False,
+            "min_samples_per_subgroup": 5,
+            # the label check at both scales (its default minimum, 1,000 windows, skips it at 1x)
+            "label_check": knobs["label_check"],
+            "label_check_min_windows": 0,
+        }
     )
     raw, out = open_store(raw_uri), open_store(work)
     figures: dict = {}
@@ -137,12 +148,15 @@ def child(stage: str, raw_uri: str, work: str, sessions: int, knobs: dict) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", type=int, default=12, help="sessions at 1x (at least 8: one part)")
+    ap.add_argument("--base", type=int, default=16, help="sessions at 1x (16: two parts)")
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per session")
     ap.add_argument("--samples-per-shard", type=int, default=64, help="shard.samples_per_shard")
     ap.add_argument("--shuffle-buffer", type=int, default=64, help="train.shuffle_buffer")
     ap.add_argument("--epochs", type=int, default=2, help="training epochs of the fused model")
+    ap.add_argument(
+        "--no-label-check", action="store_true", help="validate without the label check"
+    )
     ap.add_argument("--dir", help="keep the data and stage outputs here (reused when present)")
     ap.add_argument("--stages", help="comma-separated stages to run again (with --dir)")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
@@ -167,6 +181,7 @@ def main() -> None:
             "epochs": args.epochs,
             "samples_per_shard": args.samples_per_shard,
             "shuffle_buffer": args.shuffle_buffer,
+            "label_check": not args.no_label_check,
         }
     )
     with tempfile.TemporaryDirectory(prefix="modalops-cost-") as tmp:

@@ -20,7 +20,9 @@ buffer of 64 samples here (the defaults, 256 and 512, fill only past ~800 traini
 the label check on at both scales (by default it needs 1,000 windows). The label check is the one
 step that holds per-sample features of the whole dataset (~1.2 KB a sample, float32) and fits a
 model on them out of fold, so validate's memory grows with the data while the check is on
-(`--no-label-check --stages validate` measures validate without it).
+(`--no-label-check --stages validate` measures validate without it; its fits are capped at
+`--label-check-max-fit` windows, which binds only past the demo's scales:
+benchmarks/label_check_memory.py measures the fits alone).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def child(stage: str, raw_uri: str, work: str, sessions: int, knobs: dict) -> di
             # the label check at both scales (its default minimum, 1,000 windows, skips it at 1x)
             "label_check": knobs["label_check"],
             "label_check_min_windows": 0,
+            "label_check_max_fit_windows": knobs["label_check_max_fit"],
         }
     )
     raw, out = open_store(raw_uri), open_store(work)
@@ -157,6 +160,12 @@ def main() -> None:
     ap.add_argument(
         "--no-label-check", action="store_true", help="validate without the label check"
     )
+    ap.add_argument(
+        "--label-check-max-fit",
+        type=int,
+        default=50_000,
+        help="validation.label_check_max_fit_windows (a small cap shows the fit's share)",
+    )
     ap.add_argument("--dir", help="keep the data and stage outputs here (reused when present)")
     ap.add_argument("--stages", help="comma-separated stages to run again (with --dir)")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
@@ -182,6 +191,7 @@ def main() -> None:
             "samples_per_shard": args.samples_per_shard,
             "shuffle_buffer": args.shuffle_buffer,
             "label_check": not args.no_label_check,
+            "label_check_max_fit": args.label_check_max_fit,
         }
     )
     with tempfile.TemporaryDirectory(prefix="modalops-cost-") as tmp:

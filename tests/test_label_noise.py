@@ -200,6 +200,33 @@ def test_check_flags_swapped_labels_and_keeps_clean_ones(clean):
     assert (one_round.flagged & ~wrong).sum() >= (result.flagged & ~wrong).sum()
 
 
+def test_capped_fits_train_on_a_fixed_subsample_and_still_flag(clean, monkeypatch):
+    """label_check_max_fit_windows: each fold's model fits on at most the cap, the same rows on a
+    rerun, every window is still judged, and the swaps are still found."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted: list[int] = []
+    fit = LogisticRegression.fit
+
+    def counting_fit(self, x, y, *args, **kwargs):
+        fitted.append(len(x))
+        return fit(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", counting_fit)
+    noisy, wrong = swap_labels(clean, 40)
+    full = label_check.check_labels(noisy, SPEC)
+    assert max(fitted) > 300  # ~384 training windows per fold uncapped
+    fitted.clear()
+    capped = label_check.check_labels(noisy, SPEC, max_fit=300)
+    assert len(fitted) == 10 and max(fitted) == 300  # 2 rounds x 5 folds
+    assert not np.isnan(capped.probs).any()  # every window judged
+    hits = int((capped.flagged & wrong).sum())
+    assert hits >= 15, f"recall {hits}/40 (uncapped {int((full.flagged & wrong).sum())})"
+    assert hits >= 0.8 * capped.flagged.sum()
+    again = label_check.check_labels(noisy, SPEC, max_fit=300)
+    np.testing.assert_array_equal(again.probs, capped.probs)
+
+
 def test_unlabelled_windows_are_not_judged(clean):
     samples = clean.copy()
     samples.loc[:9, "label"] = None

@@ -102,6 +102,14 @@ class ValidateConfig(Section):
         "(its model is too weak: on the demo, 6 sessions falsely flag 3-5% of clean windows, "
         "15 or more about 1%).",
     )
+    label_check_max_fit_windows: int = Field(
+        default=50_000,
+        ge=100,
+        description="Most windows one fold's model trains on; a fold with more trains on a "
+        "random subsample of that many (the same on a rerun). Every window is still judged. "
+        "Bounds the check's memory at scale: the fit needs about 3x its feature matrix "
+        "(float32, ~1.2 KB a window for the demo's four streams, so ~180 MB at 50,000).",
+    )
     label_check_streams: list[str] | None = Field(
         default=None,
         description="Streams whose payloads feed the check's features; null: every stream of "

@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/dask_stages.py --sessions 8 --duration 30 --workers 2   # quicker
 
 Both sides run the real tasks against a real (temporary) Prefect server: the default path's
-`ingest_recordings` → `align_sessions` → the per-sample validation statistics in this process,
+`ingest_recordings` → `align_sessions` → the validation evidence (per-sample statistics and the
+label check's raw features, `evidence_from_parts`, as the validate task gathers it) in this process,
 and the `data_stages_on_dask` subflow on a LocalCluster (its start-up is included: a run pays
 it too). The figures go to `<store>/benchmarks/dask_stages.json`, where `modalops plan` reads
 them.
@@ -25,10 +26,10 @@ from modalops.config import load_config
 from modalops.dataset.load import load_dataset_spec
 from modalops.plan import SPEEDUP_KEY
 from modalops.register.tracking import start_pipeline_run
-from modalops.runs import get_frame, new_run
+from modalops.runs import new_run
 from modalops.services import start_prefect_server
 from modalops.store import open_store
-from modalops.validate.stats import sample_stats
+from modalops.validate import evidence_from_parts
 from modalops_demo.generate import DemoDataConfig, generate_demo_data
 
 
@@ -83,14 +84,13 @@ def main() -> None:
                 al = align_sessions(one, spec, cfg.ingest.raw_uri, ing, cfg.align, tracking)
                 stages["align"] = time.perf_counter() - t
                 t = time.perf_counter()
-                samples = pd.concat([get_frame(store, k) for k in al.part_keys], ignore_index=True)
-                stats1 = sample_stats(samples, spec)
-                stages["validation statistics"] = time.perf_counter() - t
+                ev1 = evidence_from_parts(store, al.part_keys, spec, cfg.validation)
+                stages["validation evidence"] = time.perf_counter() - t
                 serial_s = sum(stages.values())
 
                 two = new_run(cfg.store)
                 t = time.perf_counter()
-                _, al2, stats2 = run_data_stages_on_dask(two, spec, cfg, tracking)
+                _, al2, ev2 = run_data_stages_on_dask(two, spec, cfg, tracking)
                 dask_s = time.perf_counter() - t
                 # a long-lived cluster (dask.address): its workers have imported everything once
                 warm_s = _warm_run(cfg, spec, tracking, args.workers)
@@ -99,8 +99,12 @@ def main() -> None:
 
             APILogHandler().flush()  # ship buffered logs while the server is still up
             server.stop()
-    if al2.n_samples != al.n_samples or len(stats2) != len(stats1):
+    if al2.n_samples != al.n_samples:
         raise SystemExit(f"outputs differ: {al.n_samples} vs {al2.n_samples} samples")
+    # the same evidence (tests/test_dask_stages.py checks every output; this guards the figures)
+    pd.testing.assert_frame_equal(ev1.stats, ev2.stats)
+    if list(ev1.label_features) != list(ev2.label_features):
+        raise SystemExit("outputs differ: the label features were gathered for other streams")
     figures = {
         "sessions": args.sessions,
         "duration_s": args.duration,
@@ -108,7 +112,7 @@ def main() -> None:
         "workers": args.workers,
         "batch_sessions": args.batch_sessions,
         "cpus": os.cpu_count(),
-        "stages": ["ingest", "align", "validation statistics"],
+        "stages": ["ingest", "align", "validation evidence"],
         "serial_stage_s": stages,
         "serial_s": serial_s,
         "dask_s": dask_s,

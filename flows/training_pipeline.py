@@ -75,6 +75,7 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
         cfg.validation,
         lineage(cfg, spec),
         cfg.align.window_s,
+        tracking,
     )
     log_dataset_version(tracking, manifest)
 

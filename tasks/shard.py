@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import get_run_logger, task
 
 from modalops.align import AlignResult
 from modalops.config.pipeline import ShardConfig
 from modalops.config.validate import ValidateConfig
 from modalops.dataset.spec import DatasetSpec
+from modalops.register.tracking import TrackingContext, log_metrics
 from modalops.runs import RunContext, put_frame, reference_stats_key
 from modalops.shard import DatasetManifest, write_shards
 from modalops.validate import ValidationResult, gate_splits, split_label_rejections
@@ -24,11 +27,14 @@ def write_dataset_shards(
     validation: ValidateConfig,
     lineage: dict,
     window_s: float,
+    tracking: TrackingContext | None = None,
 ) -> DatasetManifest:
     """Write train/val/test shards and the manifest (skipped when the version already exists),
     then gate on split leaks before anything trains on them."""
     log = get_run_logger()
     store = run.store()
+    started = time.perf_counter()
+    outcome: dict = {}
     everywhere, train_only = split_label_rejections(verdict.rejected, validation)
     manifest = write_shards(
         store,
@@ -39,7 +45,11 @@ def write_dataset_shards(
         extra=lineage,
         train_only=train_only,
         window_s=window_s,
+        outcome=outcome,
     )
+    if tracking is not None and not outcome.get("reused"):
+        # the stage's own time (read by `modalops plan`); a reused version wrote nothing
+        log_metrics(tracking, {"shard.seconds": time.perf_counter() - started})
     if not store.exists(reference_stats_key(manifest.version)):
         # kept with the version so a later run can test for drift against this dataset
         put_frame(store, reference_stats_key(manifest.version), verdict.summary)

@@ -72,6 +72,10 @@ def test_second_run_is_a_cache_hit_at_every_stage(tmp_path, prefect_api):
     assert len(children) == len(first_children) >= 1
     assert all(c.data.tags.get("modalops.cache_hit") == "true" for c in children)
     assert {c.data.tags["modalops.trained_in_run"] for c in children} == first_children
+    # the plan's shard time is the first run's: the second wrote no shard, so it logs none
+    parents = [client.get_run(s["mlflow_parent_run_id"]).data.metrics for s in summaries]
+    assert parents[0]["shard.seconds"] > 0 and "shard.seconds" not in parents[1]
+    assert parents[1]["align.seconds"] > 0
     assert second["unimodal_macro_f1"] == first["unimodal_macro_f1"]
     assert second["fused_macro_f1"] == first["fused_macro_f1"]
 

@@ -150,6 +150,11 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
         "validation.rejected_samples",
         "validation.failed.bad_sample_fraction",
         "eval.fused_macro_f1",
+        # each data stage's own time, read by `modalops plan`
+        "ingest.seconds",
+        "align.seconds",
+        "validation.seconds",
+        "shard.seconds",
     ):
         assert key in metrics, (key, sorted(metrics))
     assert metrics["ingest.sessions"] == 10

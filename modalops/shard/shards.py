@@ -396,13 +396,15 @@ def write_shards(
     *,
     window_s: float,
     source: ObjectStore | None = None,
+    outcome: dict | None = None,
 ) -> DatasetManifest:
     """Write `datasets/<version>/{split}-NNNNNN.tar` and `manifest.json`; returns the manifest.
 
     Parts are aligned-sample tables (`columns.sample_columns(spec)`). Rejected (session, window)
     pairs and rows without a label (marked boundary windows) are left out; `train_only` pairs
     (same columns) are left out of the train split only. When the version's manifest already
-    exists, nothing is written and it is returned. Parts are read from `source` (default
+    exists, nothing is written and it is returned; `outcome`, when given, gets `reused` True
+    then (False when this call wrote the version). Parts are read from `source` (default
     `store`), one at a time.
     """
     source = source or store
@@ -425,6 +427,8 @@ def write_shards(
     )
     prefix = _version_prefix(version)
     manifest_key = join_key(prefix, MANIFEST_NAME)
+    if outcome is not None:
+        outcome["reused"] = store.exists(manifest_key)
     if store.exists(manifest_key):
         return load_manifest(store, version)
 

@@ -430,7 +430,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per loader: 1 cold, then warm")
     ap.add_argument("--perfile-epochs", type=int, default=2, help="per-file GET is slow")
     ap.add_argument("--workers", type=int, nargs="+", default=[0], help="DataLoader workers")
-    ap.add_argument("--stall-rounds", type=int, default=2, help="P5: loader/memory pass pairs")
+    ap.add_argument("--stall-rounds", type=int, default=4, help="P5: loader/memory pass pairs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--threads",

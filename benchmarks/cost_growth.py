@@ -31,6 +31,7 @@ import argparse
 import json
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,9 @@ def child(stage: str, raw_uri: str, work: str, sessions: int, knobs: dict) -> di
     raw, out = open_store(raw_uri), open_store(work)
     figures: dict = {}
     spec = load_dataset_spec(raw)
+    if stage == "shard":
+        # a version already written would be reused, not timed: a rerun with --dir writes afresh
+        shutil.rmtree(Path(work) / "datasets", ignore_errors=True)
     before = _rss_mb()
     t = time.perf_counter()
     if stage == "ingest":

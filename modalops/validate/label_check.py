@@ -106,7 +106,7 @@ def relative_features(raw: LabelFeatures, sessions: np.ndarray, spec) -> np.ndar
             blocks += spec.kind_of(stream).checks.session_relative(block, present, median)
         blocks.append(present[:, None].astype(np.float32))
     return (
-        np.concatenate(blocks, axis=1).astype(np.float32)
+        np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
         if blocks
         else np.zeros((n, 0), np.float32)
     )
@@ -252,7 +252,9 @@ def check_labels(
         return LabelCheckResult(probs, given, np.ones(n_classes), flagged, suggested, 0)
     if features is None:
         features = label_features(samples, spec, streams)
-    x, y, g = features[judged], given[judged], groups[judged]
+    # no copy of the features when every window is judged (the usual case)
+    x = features if len(judged) == len(features) else features[judged]
+    y, g = given[judged], groups[judged]
     keep = np.ones(len(y), dtype=bool)
     for _ in range(max(rounds, 1)):
         p, used = out_of_fold_probs(

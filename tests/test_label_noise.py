@@ -276,6 +276,13 @@ def test_gate_rejects_flagged_windows_with_their_reason(clean):
     keys = set(zip(result.rejected["session_id"], result.rejected["window_index"], strict=True))
     wrong_keys = set(zip(noisy["session_id"][wrong], noisy["window_index"][wrong], strict=True))
     assert len(keys & wrong_keys) >= 0.9 * n
+    assert "fits capped" not in row.details  # 480 windows, below the default cap
+    capped = cfg.model_copy(update={"label_check_max_fit_windows": 300})
+    row = next(
+        c for c in validate_dataset(SPEC, catalog, noisy, capped).checks
+        if c.check == "label_consistency"
+    )  # fmt: skip
+    assert "fits capped at 300 windows a fold" in row.details
 
     # a warning only: the flagged windows are still rejected and counted
     warn = cfg.model_copy(update={"severity": {"label_consistency": "warn"}})

@@ -107,8 +107,8 @@ class ValidateConfig(Section):
         ge=100,
         description="Most windows one fold's model trains on; a fold with more trains on a "
         "random subsample of that many (the same on a rerun). Every window is still judged. "
-        "Bounds the check's memory at scale: the fit needs about 3x its feature matrix "
-        "(float32, ~1.2 KB a window for the demo's four streams, so ~180 MB at 50,000).",
+        "Bounds what the fits add at scale: about 220 MB at the default for 300 float32 "
+        "features a window, the demo's four streams (benchmarks/label_check_memory.py).",
     )
     label_check_streams: list[str] | None = Field(
         default=None,

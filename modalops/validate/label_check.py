@@ -369,7 +369,7 @@ def label_consistency_check(
         f"{'+'.join(streams)}; t_j {thresholds}"
     )
     if n_judged > cfg.label_check_max_fit_windows:
-        details += f"; each fold's model fit on ≤ {cfg.label_check_max_fit_windows} windows"
+        details += f"; fits capped at {cfg.label_check_max_fit_windows} windows a fold"
     if len(per_class):
         details += "; flagged " + ", ".join(f"{k} {v}" for k, v in per_class.items())
     return CheckResult(

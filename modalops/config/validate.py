@@ -107,7 +107,7 @@ class ValidateConfig(Section):
         ge=100,
         description="Most windows one fold's model trains on; a fold with more trains on a "
         "random subsample of that many (the same on a rerun). Every window is still judged. "
-        "Bounds what the fits add at scale: about 220 MB at the default for 300 float32 "
+        "Bounds what the fits add at scale: about 210 MB at the default for 300 float32 "
         "features a window, the demo's four streams (benchmarks/label_check_memory.py).",
     )
     label_check_streams: list[str] | None = Field(

@@ -427,9 +427,10 @@ def write_shards(
     )
     prefix = _version_prefix(version)
     manifest_key = join_key(prefix, MANIFEST_NAME)
+    reused = store.exists(manifest_key)
     if outcome is not None:
-        outcome["reused"] = store.exists(manifest_key)
-    if store.exists(manifest_key):
+        outcome["reused"] = reused
+    if reused:
         return load_manifest(store, version)
 
     session_cols = [c for c in light.columns if c not in ("window_index", "label")]

@@ -189,7 +189,8 @@ def out_of_fold_probs(
             model = LogisticRegression(C=c, max_iter=1000)
             model.fit(scaler.transform(features[train]), labels[train])
             # predicted in chunks: a fold's held-out rows grow with the data, its fit does not
-            for rows in np.array_split(test, max(1, -(-len(test) // PREDICT_CHUNK))):
+            for start in range(0, len(test), PREDICT_CHUNK):
+                rows = test[start : start + PREDICT_CHUNK]
                 probs[np.ix_(rows, model.classes_)] = model.predict_proba(
                     scaler.transform(features[rows])
                 )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from modalops.deploy_cli import deploy, worker_app
+from modalops.deploy_cli import deploy, status, worker_app
 from modalops.plan_cli import plan
 from modalops.privacy_cli import privacy_app
 from modalops.review.cli import review_app
@@ -26,6 +26,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(privacy_app, name="privacy")
 app.command()(deploy)
 app.command()(plan)
+app.command()(status)
 
 STATE_DIR = Path(".modalops")
 PREFECT_HOME = STATE_DIR / "prefect"

@@ -66,7 +66,30 @@ def deploy_and_serve(
         typer.echo(f"  {dep.full_name:<40} {dep.url}")
     if settings.cron:
         typer.echo(f"  schedule: training at '{settings.cron}' ({settings.timezone})")
+        _say_next_runs(api_url, deployed)
     return deployed
+
+
+def _say_next_runs(api_url: str, deployed: list) -> None:
+    """Print when each scheduled deployment runs next, read back from the server: a schedule the
+    server's scheduler makes no run from is said here, not found a day later (issue 20)."""
+    from flows.deployments import DEPLOYMENTS
+    from modalops.status import wait_next_run, when
+
+    scheduled = {d.entrypoint for d in DEPLOYMENTS if d.scheduled}
+    for dep in deployed:
+        if dep.entrypoint not in scheduled:
+            continue
+        nxt = wait_next_run(api_url, dep.id)
+        if nxt is None:
+            typer.secho(
+                f"  {dep.full_name}: the server made no run from its schedule in 30 s;"
+                " `modalops status` shows the server's service errors",
+                fg="red",
+                err=True,
+            )
+        else:
+            typer.echo(f"  next run of {dep.full_name}: {when(nxt)}")
 
 
 def deploy(
@@ -126,3 +149,26 @@ def worker_status(pool: PoolOpt = DEFAULT_WORK_POOL) -> None:
         f"worker {worker.name} (pid {worker.pid}) on pool {pool!r} -> {worker.api_url};"
         f" log {worker.log_path}"
     )
+
+
+def status(pool: PoolOpt = DEFAULT_WORK_POOL) -> None:
+    """The Prefect server, its services' errors, the worker, each deployment with its next
+    scheduled run, and late or failed runs; exit 1 if anything needs attention. Starts nothing."""
+    import os
+
+    from modalops.services import find_prefect_worker, prefect_server_log, recorded_prefect_api
+    from modalops.status import format_status, gather_status
+
+    remote = os.environ.get("PREFECT_API_URL")
+    # a local server that stopped answering is still reported, with its log's errors
+    api_url = remote or recorded_prefect_api(PREFECT_HOME)
+    worker = find_prefect_worker(PREFECT_HOME, pool)
+    report = gather_status(
+        api_url,
+        pool,
+        server_log=None if remote or api_url is None else prefect_server_log(PREFECT_HOME),
+        worker_name=worker.name if worker else None,
+    )
+    typer.echo(format_status(report))
+    if report.problems:
+        raise typer.Exit(1)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from modalops.services import prefect_api_post
 from modalops.store import ObjectStore
 
 # The data stages as Prefect task names (the Dask fan-out adds per-batch tasks) and the
@@ -126,29 +126,18 @@ def _duration_seconds(value: Any) -> float:
     return d * 86400 + h * 3600 + mi * 60 + s
 
 
-def _post(api_url: str, path: str, body: dict[str, Any]) -> Any:
-    req = urllib.request.Request(
-        api_url.rstrip("/") + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (the user's own API URL)
-        return json.loads(resp.read())
-
-
 def prefect_task_seconds(api_url: str, flow_run_id: str) -> dict[str, float]:
     """Seconds per task name of a flow run and its subflows (the Dask data stages run in one),
     from the Prefect REST API (what the UI shows)."""
     import re
 
-    subflows = _post(
+    subflows = prefect_api_post(
         api_url,
         "/flow_runs/filter",
         {"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}, "limit": 200},
     )
     ids = [flow_run_id, *(f["id"] for f in subflows)]
-    runs = _post(
+    runs = prefect_api_post(
         api_url,
         "/task_runs/filter",
         {"flow_runs": {"id": {"any_": ids}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200},

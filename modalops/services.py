@@ -7,15 +7,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class ServiceError(RuntimeError):
@@ -61,6 +64,7 @@ class Service:
     url: str
     proc: subprocess.Popen | None
     log_path: Path
+    log_offset: int = 0  # where this run's part of an appended log begins
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -110,27 +114,95 @@ def start_prefect_server(
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     prefect_bin = str(Path(sys.executable).with_name("prefect"))
     log_path = home / "server.log"
+    # the log is appended to across restarts: this server's part starts here
+    log_offset = log_path.stat().st_size if log_path.exists() else 0
     cmd = [prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     proc = _spawn("prefect", cmd, env, log_path)
     api = f"http://127.0.0.1:{port}/api"
     if not wait_http(f"{api}/health", timeout_s, proc):
         Service("prefect", api, proc, log_path).stop()
         raise ServiceError(f"Prefect server did not become healthy on port {port}; see {log_path}")
-    (home / "server.pid").write_text(f"{proc.pid} {port}\n")
-    return Service("prefect", api, proc, log_path)
+    (home / "server.pid").write_text(f"{proc.pid} {port} {log_offset}\n")
+    return Service("prefect", api, proc, log_path, log_offset)
 
 
-def find_prefect_server(home: Path) -> str | None:
-    """The API URL of a server started earlier with `home`, if it still answers."""
+def recorded_prefect_api(home: Path) -> str | None:
+    """The API URL the pid file of a server started with `home` records (answering or not)."""
     pid_file = Path(home) / "server.pid"
     if not pid_file.exists():
         return None
     try:
-        _, port = pid_file.read_text().split()
+        _, port, *_ = pid_file.read_text().split()
     except ValueError:
         return None
-    api = f"http://127.0.0.1:{port}/api"
-    return api if http_ok(f"{api}/health") else None
+    return f"http://127.0.0.1:{port}/api"
+
+
+def find_prefect_server(home: Path) -> str | None:
+    """The API URL of a server started earlier with `home`, if it still answers."""
+    api = recorded_prefect_api(home)
+    return api if api and http_ok(f"{api}/health") else None
+
+
+def prefect_server_log(home: Path) -> tuple[Path, int]:
+    """The log of the server started with `home` and the byte offset where its current run's
+    part begins (0 when the pid file predates the offset or is gone)."""
+    home = Path(home)
+    fields = (home / "server.pid").read_text().split() if (home / "server.pid").exists() else []
+    offset = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 0
+    return home / "server.log", offset
+
+
+# A Prefect server log line: `16:48:28.691 | ERROR   | docket.dependencies - message`.
+_LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d(?:\.\d+)?) \| (\w+)\s*\| (\S+) - (.*)$")
+
+
+@dataclass(frozen=True)
+class ServerLogError:
+    """An ERROR or CRITICAL record in a Prefect server's log, with its exception if it had one."""
+
+    time: str  # time of day as the log writes it (the log has no date)
+    logger: str
+    message: str
+    exception: str  # the traceback's last line, "" when none followed
+
+    def line(self) -> str:
+        what = self.exception or self.message
+        return f"{self.time} {self.logger}: {what}"
+
+
+def read_server_errors(log_path: Path, offset: int = 0) -> list[ServerLogError]:
+    """Every ERROR/CRITICAL record of a Prefect server log from byte `offset` on.
+
+    Prefect's server runs its services (the scheduler that turns a cron into runs, the late-run
+    marker, ...) in the server process and only logs their failures, so this log is the one place
+    where a schedule that makes no runs shows up (issue 20). A missing log reads as an error: it
+    is never "no errors"."""
+    with Path(log_path).open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", errors="replace")
+    errors: list[ServerLogError] = []
+    current: dict | None = None
+    trace: list[str] = []
+
+    def close() -> None:
+        if current is not None:
+            last = next((t for t in reversed(trace) if t.strip()), "") if trace else ""
+            errors.append(ServerLogError(**current, exception=last.strip()))
+
+    for raw in text.splitlines():
+        match = _LOG_LINE.match(raw)
+        if match is None:
+            if current is not None:
+                trace.append(raw)
+            continue
+        close()
+        current, trace = None, []
+        time_of_day, level, logger, message = match.groups()
+        if level.upper() in ("ERROR", "CRITICAL"):
+            current = {"time": time_of_day, "logger": logger, "message": message.strip()}
+    close()
+    return errors
 
 
 def stop_prefect_server(home: Path) -> bool:
@@ -222,18 +294,40 @@ def _pid_alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
 
 
-def _worker_online(api_url: str, pool: str, name: str) -> bool:
-    """Whether the server lists worker `name` in `pool` (Prefect's REST API, no client)."""
+class PrefectApiError(OSError):
+    """A call to the Prefect REST API failed; the message names the endpoint and the answer."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+def prefect_api_post(api_url: str, path: str, body: dict, timeout_s: float = 10.0) -> Any:
+    """POST `body` as JSON to Prefect's REST API (`api_url + path`); the decoded answer.
+
+    The standard library, not Prefect's client: status and planning read the API without
+    importing Prefect (and the sync client sends `limit`/`sort` as null, which 3.8.8 refuses)."""
     req = urllib.request.Request(
-        f"{api_url}/work_pools/{pool}/workers/filter",
-        data=b"{}",
+        f"{api_url.rstrip('/')}{path}",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 (local URL)
-            workers = json.load(resp)
-    except (OSError, ValueError):
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (API URL)
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode(errors="replace")
+        raise PrefectApiError(f"POST {path} -> HTTP {exc.code}: {detail}", exc.code) from exc
+    except (OSError, ValueError) as exc:
+        raise PrefectApiError(f"POST {path} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _worker_online(api_url: str, pool: str, name: str) -> bool:
+    """Whether the server lists worker `name` in `pool` (Prefect's REST API, no client)."""
+    try:
+        workers = prefect_api_post(api_url, f"/work_pools/{pool}/workers/filter", {}, 3.0)
+    except PrefectApiError:
         return False
     return any(w.get("name") == name for w in workers)
 

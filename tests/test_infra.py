@@ -258,6 +258,13 @@ def test_the_image_carries_the_drivers_the_urls_name():
     import psycopg
 
     assert psycopg.pq.__impl__ in ("binary", "c"), "psycopg needs libpq: use psycopg[binary]"
+    # a plain postgresql:// URI (docs, infra/README.md) loads its driver: psycopg2 under
+    # SQLAlchemy 2.0, which Prefect 3.8.8's scheduler needs (2.1 breaks it: issue 20)
+    import sqlalchemy
+
+    assert sqlalchemy.__version__.startswith("2.0."), sqlalchemy.__version__
+    engine = sqlalchemy.create_engine("postgresql://nobody@127.0.0.1:1/none")  # no connection
+    assert engine.dialect.driver in ("psycopg2", "psycopg"), engine.dialect.driver
 
 
 # ---- the worker image ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from modalops.shard import iter_raw_samples, load_manifest
 from modalops.store import open_store
 from modalops_demo.generate import DemoDataConfig, generate_demo_data
 from modalops_demo.names import LABELS
-from tests.conftest import REPO
+from tests.conftest import QUICK_PIPELINE, REPO, fail_on_server_service_errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -111,14 +111,8 @@ def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
                     f"store.uri={store_uri}",
                     f"ingest.raw_uri={raw_uri}",
                     f"registry.tracking_uri={tracking_uri}",
-                    # What is under test is where the record lands, not the models: the fused
-                    # model alone, no label-noise cross-validation, a short bootstrap.
-                    "train.baselines=false",
-                    "train.max_epochs=1",
-                    "validation.label_check=false",
-                    "evaluate.robustness=false",
-                    "evaluate.n_boot=10",
-                    "evaluate.latency_samples=4",
+                    # what is under test is where the record lands, not the models
+                    *QUICK_PIPELINE,
                 ],
             )
             with temporary_settings({PREFECT_API_URL: server.url}):
@@ -151,6 +145,8 @@ def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
             assert task_runs >= 8, task_runs  # every stage ran as a task on this server
         finally:
             server.stop()
+        # the server's services (scheduler, ...) ran on PostgreSQL without an error
+        fail_on_server_service_errors(server)
 
         # MLflow: the version is registered with alias champion, in the PostgreSQL database
         name = cfg.registry.model_name

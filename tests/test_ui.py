@@ -331,10 +331,10 @@ def test_training_run_started_from_the_prefect_ui(
     with ui_step("upcoming scheduled run", page, shots):
         # the nightly cron made its next run (issue 20: it made none under SQLAlchemy 2.1)
         upcoming = next_scheduled_run(stack.api_url, dep.id)
-        page.get_by_role("tab", name="Upcoming").click()
+        page.get_by_text("Next Run", exact=True).first.wait_for()
         page.get_by_text(upcoming.name).first.wait_for()
-        page.get_by_text("Scheduled").first.wait_for()
-        shots.take(page, "01b-deployment-upcoming")
+        page.get_by_text(f"Scheduled for {upcoming.expected_start_time:%Y/%m/%d}").first.wait_for()
+        shots.take(page, "01b-deployment-next-run")
 
     with ui_step("custom run form", page, shots):
         page.get_by_role("button", name="Run", exact=True).click()

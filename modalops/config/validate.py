@@ -68,11 +68,12 @@ class ValidateConfig(Section):
         default=True,
         description="Flag windows whose label their own signals contradict (on by default: "
         "no per-file check sees a label that is merely wrong): a logistic "
-        "regression on cheap per-window features, out of fold by session, flags a window when "
-        "another class is confidently predicted and its given label is not (confident "
-        "learning). Flagged windows are rejected ('label_inconsistent') and count in the "
-        "bad-sample fraction; the check's own row is 'label_consistency' (severity override "
-        "as for any check). Skipped, with a passing row saying why, below "
+        "regression on cheap per-window features, out of fold by session; cleanlab's label "
+        "issues whose other class the classifier is sure of (label_check_sure_p) are flagged, "
+        "rejected ('label_inconsistent') and count in the bad-sample fraction; the check's own "
+        "row 'label_consistency' fails when the estimated noise rate (flags among the windows "
+        "the classifier is sure of) exceeds max_bad_fraction (severity override as for any "
+        "check). Skipped, with a passing row saying why, below "
         "label_check_min_windows.",
     )
     label_check_folds: int = Field(
@@ -94,6 +95,16 @@ class ValidateConfig(Section):
         gt=0,
         description="Inverse L2 strength of the logistic regression (smaller: simpler model, "
         "fewer but surer flags).",
+    )
+    label_check_sure_p: float = Field(
+        # measured (benchmarks/label_gate.py, 2 rounds): 0.85 keeps clean labels at 0.6-2.0%
+        # flagged on the demo and two real sets and finds 71-94% of 10% swaps; 0.9 missed 35%
+        # of the swaps on a wrist-sensor set, 0.8 flagged 2.1% of clean spoken digits
+        default=0.85,
+        gt=0,
+        lt=1,
+        description="Probability of another class at or above which a label issue counts as "
+        "one the classifier is sure of (flagged, and counted in the noise rate the gate reads).",
     )
     label_check_min_windows: int = Field(
         default=1000,

@@ -33,10 +33,14 @@ class Clock:
 
 
 def draw_clock(rng: np.random.Generator, max_offset_s: float, max_ppm: float) -> Clock:
-    return Clock(float(rng.uniform(-max_offset_s, max_offset_s)), float(rng.uniform(-max_ppm, max_ppm)))
+    return Clock(
+        float(rng.uniform(-max_offset_s, max_offset_s)), float(rng.uniform(-max_ppm, max_ppm))
+    )
 
 
-def device_times(clock: Clock, t_ref_start: float, t_ref_end: float, rate: float) -> tuple[np.ndarray, np.ndarray]:
+def device_times(
+    clock: Clock, t_ref_start: float, t_ref_end: float, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A device sampling at `rate` on its own clock over [t_ref_start, t_ref_end] of the reference:
     (device timestamps, the reference times they were taken at)."""
     d0, d1 = clock.to_device(t_ref_start), clock.to_device(t_ref_end)

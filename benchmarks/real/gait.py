@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.real.compose import CaseOutput, CaseWriter, Clock, device_times, draw_clock, resample
+from benchmarks.real.compose import (
+    CaseOutput,
+    CaseWriter,
+    device_times,
+    draw_clock,
+    resample,
+)
 from benchmarks.real.sources import daphnet
 
 RATE = 64.0
@@ -58,7 +64,9 @@ def build(out: Path, cache: Path, sessions: int = 14, seed: int = 3) -> CaseOutp
             if name == "ankle":
                 d, v = t, x
             else:
-                d, t_ref = device_times(clocks[name], rng.uniform(0, 1), t[-1] - rng.uniform(0, 1), RATE)
+                d, t_ref = device_times(
+                    clocks[name], rng.uniform(0, 1), t[-1] - rng.uniform(0, 1), RATE
+                )
                 v = resample(t, x, t_ref)
             pd.DataFrame({"t": d, "x": v[:, 0], "y": v[:, 1], "z": v[:, 2]}).to_csv(
                 folder / f"{name}.csv", index=False, float_format="%.5f")  # fmt: skip
@@ -66,7 +74,12 @@ def build(out: Path, cache: Path, sessions: int = 14, seed: int = 3) -> CaseOutp
         trunk_start = -clocks["trunk"].offset_s + float(rng.uniform(-0.2, 0.2))
         (folder / "trunk.json").write_text(json.dumps({"start_time_s": round(trunk_start, 3)}))
         cut = float(np.clip(walk - t0, 0.0, SESSION_S))
-        w.labels(sid, [(0.0, cut, "standing"), (cut, SESSION_S, "walking")] if cut > 0 else [(0.0, SESSION_S, "walking")])
+        w.labels(
+            sid,
+            [(0.0, cut, "standing"), (cut, SESSION_S, "walking")]
+            if cut > 0
+            else [(0.0, SESSION_S, "walking")],
+        )
         w.session(sid, clocks, excerpt_start_s=t0)
     ts = lambda: {"time_column": "t", "channels": ["x", "y", "z"], "sample_rate": RATE}  # noqa: E731
     spec = {

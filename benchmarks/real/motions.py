@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.real.compose import CaseOutput, CaseWriter, Clock, device_times, draw_clock, resample
+from benchmarks.real.compose import (
+    CaseOutput,
+    CaseWriter,
+    device_times,
+    draw_clock,
+    resample,
+)
 from benchmarks.real.sources import basic_motions
 
 RATE = 10.0

@@ -10,15 +10,13 @@ drawn signal-to-noise ratio measured over the spoken samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.real.compose import Clock, CaseWriter, wav_bytes
+from benchmarks.real.compose import CaseWriter, Clock, wav_bytes
 from benchmarks.real.sources import SPEECH_RATE, WORDS, digit_images, speak
 
 FPS = 5.0
@@ -28,8 +26,7 @@ TEST_VOICES = ["en-gb-scotland", "en-gb-scotland+f2", "en-gb-x-rp+m3", "en-gb-x-
                "en-gb-x-gbcwmd", "en-gb-x-gbclan+f3"]  # fmt: skip
 BABBLE_VOICES = ["en-us+m1", "en-gb+f1", "en-029+m2", "en-gb-scotland+f3", "en-gb-x-rp+m4",
                  "en-us+f4"]  # fmt: skip
-BABBLE_WORDS = ("table window morning river garden yellow paper station bottle market letter "
-                "winter holiday kitchen number silver forest engine castle pocket").split()  # fmt: skip
+BABBLE_WORDS = ["table", "window", "morning", "river", "garden", "yellow", "paper", "station", "bottle", "market", "letter", "winter", "holiday", "kitchen", "number", "silver", "forest", "engine", "castle", "pocket"]  # fmt: skip
 CLASSES = [*WORDS, "none"]
 
 
@@ -40,7 +37,26 @@ class Event:
     digit: int  # -1: a pause (class none)
 
 
-Schedule = Callable[[np.random.Generator, float, list[float]], list[Event]]
+def caption_events(rng: np.random.Generator, onsets: list[tuple[float, int]], duration_s: float,
+                   voice: str) -> tuple[list[Event], list[np.ndarray]]:  # fmt: skip
+    """Spoken digits at the given onsets, each shown on the display exactly while it is spoken
+    (like a caption), with pauses (class none) filling the gaps; and each digit's speech."""
+    events, speech, t = [], [], 0.0
+    for start, digit in onsets:
+        x = speak(
+            WORDS[digit], voice, int(rng.choice([150, 165, 180])), int(rng.choice([40, 50, 60]))
+        )
+        end = start + x.size / SPEECH_RATE
+        if end > duration_s:
+            break
+        if start > t:
+            events.append(Event(t, start, -1))
+        events.append(Event(start, end, digit))
+        speech.append(x)
+        t = end
+    if t < duration_s:
+        events.append(Event(t, duration_s, -1))
+    return events, speech
 
 
 def pink(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -69,7 +85,12 @@ def frame_png(rng: np.random.Generator, img: np.ndarray | None, noise: float) ->
     """One 32x32 grey display frame: the digit (or a blank screen) with pixel noise."""
     base = np.zeros((SIZE, SIZE))
     if img is not None:
-        base = np.asarray(Image.fromarray((img * 255).astype(np.uint8)).resize((SIZE, SIZE), Image.BILINEAR)) / 255.0
+        base = (
+            np.asarray(
+                Image.fromarray((img * 255).astype(np.uint8)).resize((SIZE, SIZE), Image.BILINEAR)
+            )
+            / 255.0
+        )
     x = 0.15 + 0.7 * base + rng.normal(0, noise, base.shape) + rng.normal(0, 0.03)
     import io
 
@@ -79,7 +100,7 @@ def frame_png(rng: np.random.Generator, img: np.ndarray | None, noise: float) ->
 
 
 def write_session(
-    w: CaseWriter, sid: str, rng: np.random.Generator, events: list[Event], duration_s: float,
+    w: CaseWriter, sid: str, rng: np.random.Generator, onsets: list[tuple[float, int]], duration_s: float,
     voice: str, snr_db: float, mic_start_s: float, mic_ppm: float, images: dict[int, np.ndarray],
     pixel_noise: float = 0.25,
 ) -> Clock:  # fmt: skip
@@ -89,6 +110,7 @@ def write_session(
     timestamps, so its first sample is device time 0: offset = -start (times the drift).
     """
     folder = w.folder(sid)
+    events, spoken = caption_events(rng, onsets, duration_s, voice)
     # ---- display (the reference): frames at 5 fps on its own clock -------------------------
     (folder / "frames").mkdir(exist_ok=True)
     times = np.arange(int(duration_s * FPS)) / FPS
@@ -113,11 +135,8 @@ def write_session(
     lead = 8.0  # the microphone may start before the display
     n = int((duration_s + 2 * lead) * SPEECH_RATE)
     speech = np.zeros(n)
-    for e in events:
-        if e.digit < 0:
-            continue
-        x = speak(WORDS[e.digit], voice, int(rng.choice([150, 165, 180])), int(rng.choice([40, 50, 60])))
-        at = int((e.start_s + lead + rng.uniform(0.05, 0.15)) * SPEECH_RATE)
+    for e, x in zip((e for e in events if e.digit >= 0), spoken, strict=True):
+        at = int(round((e.start_s + lead) * SPEECH_RATE))
         speech[at : at + x.size] += x[: max(n - at, 0)]
     noise = 0.6 * babble(rng, n) + 0.8 * pink(rng, n)
     active = np.abs(speech) > 0
@@ -132,7 +151,9 @@ def write_session(
     t_ref = clock.to_reference(d)
     audio = np.interp((t_ref + lead) * SPEECH_RATE, np.arange(n), mix)
     (folder / "mic.wav").write_bytes(wav_bytes(audio, SPEECH_RATE))
-    w.labels(sid, [(e.start_s, e.end_s, WORDS[e.digit] if e.digit >= 0 else "none") for e in events])
+    w.labels(
+        sid, [(e.start_s, e.end_s, WORDS[e.digit] if e.digit >= 0 else "none") for e in events]
+    )
     return clock
 
 

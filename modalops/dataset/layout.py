@@ -216,7 +216,9 @@ def start_file_clock(store: Any, spec: DatasetSpec, session_id: str, stream: str
     own start file when it declares one, else 0 (start times already on the reference clock).
     """
     ref = spec.reference
-    ref_start = read_start_time(store, spec, session_id, ref) if spec.streams[ref].clock.start_file else 0.0
+    ref_start = (
+        read_start_time(store, spec, session_id, ref) if spec.streams[ref].clock.start_file else 0.0
+    )
     return ClockModel(ref_start - read_start_time(store, spec, session_id, stream))
 
 

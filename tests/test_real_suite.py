@@ -5,12 +5,12 @@ Cases needing espeak-ng (Debian; `make system-deps` installs it) are skipped wit
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
+from typer.testing import CliRunner
 
 from benchmarks.real import counting, gait, motions, score, spoken_digits
 from benchmarks.real.sources import espeak_available
+from modalops.cli import app
 from modalops.config.align import AlignConfig
 
 CASES = {"motions": motions.build, "spoken_digits": spoken_digits.build,
@@ -23,9 +23,9 @@ def test_small_case_checks_clean_and_aligns_honestly(name, tmp_path):
     if name in SPEECH and not espeak_available():
         pytest.skip("espeak-ng is not installed (make system-deps)")
     case = CASES[name](tmp_path / "real", tmp_path / "cache", 2 if name == "gait" else 1)
-    check = subprocess.run([".venv/bin/modalops", "dataset", "check", str(case.raw)],
-                           capture_output=True, text=True)  # fmt: skip
-    assert check.returncode == 0, check.stdout + check.stderr
+    check = CliRunner().invoke(app, ["dataset", "check", str(case.raw)])
+    assert check.exit_code == 0, check.output
+    assert "checked: OK" in check.output
     cfg = AlignConfig()
     scored = score.score(
         case, score.run_alignment(case, tmp_path / "work", cfg), cfg.min_confidence

@@ -113,12 +113,15 @@ def correlate(
     centre_s: float,
     half_width_s: float,
     ref_range: tuple[float, float] | None = None,
+    lag_only: bool = False,
 ) -> Correlation:
     """FFT cross-correlation of two cue representations (already in correlation form: edges,
     levels, onsets; `modalops.kinds.envelopes`) over lags centre +- half_width, with parabolic
     sub-sample refinement and a confidence that a nearby rival peak lowers.
 
     Lag L means sig(t + L) matches ref(t): the stream's device clock reads t_ref + L.
+    `lag_only`: the refined lag and the plain peak-to-sidelobe ratio, without echoes, rivals or
+    the wide lag range (sub-windows and drift segments need no more).
     """
     rate = ref.rate
     r, r0 = ref.values, ref.start_index
@@ -130,9 +133,10 @@ def correlate(
     if r.size < 3 or s.size < 3 or not np.any(r) or not np.any(s):
         return Correlation(math.nan, 0.0, np.empty(0), np.empty(0))
     n = 1 << int(np.ceil(np.log2(r.size + s.size)))
-    full = np.fft.irfft(np.conj(np.fft.rfft(r, n)) * np.fft.rfft(s, n), n)
+    fr, fs = np.fft.rfft(r, n), np.fft.rfft(s, n)
+    full = np.fft.irfft(np.conj(fr) * fs, n)
     # c[k] = sum_i r[i] s[i + k]; lag L = (sig.start - r0 + k) / rate.
-    wide = max(half_width_s, STAT_S)
+    wide = half_width_s if lag_only else max(half_width_s, STAT_S)
     k_lo = int(np.ceil((centre_s - wide) * rate)) - (sig.start_index - r0)
     k_hi = int(np.floor((centre_s + wide) * rate)) - (sig.start_index - r0)
     ks = np.arange(k_lo, k_hi + 1)
@@ -143,6 +147,9 @@ def correlate(
     if search.size == 0:
         return Correlation(math.nan, 0.0, lags, values)
     p = int(search[np.argmax(values[search])])
+    if lag_only:
+        return Correlation(_refined(lags, values, p, rate), _plain_psr(values, p, rate),
+                           lags, values)  # fmt: skip
     base = float(np.median(values[inside])) if inside.any() else 0.0
     excl = 2 * _lobe(values, p, base)
     offsets = np.arange(values.size) - p
@@ -151,9 +158,8 @@ def correlate(
     # autocorrelation around it (a periodic cue echoes at every period). What the echoes do not
     # explain is noise; the peak is measured against that, so a periodic cue is not penalised
     # for echoes the search range excludes (those inside it are rivals, below).
-    auto = np.fft.irfft(np.abs(np.fft.rfft(r, n)) ** 2, n)
-    echo = values[p] * auto[offsets % n] / auto[0] * (np.linalg.norm(r) / np.linalg.norm(s))
-    echo *= values[p] / max(float(echo[p]), 1e-12)
+    ar = np.fft.irfft(np.abs(fr) ** 2, n)
+    echo = values[p] * ar[offsets % n] / ar[0]
     side = values[inside & ~near]
     noise = (values - echo)[inside & ~near]
     psr = plain = 0.0
@@ -170,20 +176,34 @@ def correlate(
         rival = float(np.clip((values[q] - floor) / max(values[p] - floor, 1e-12), 0.0, 1.0))
         rival_lag = float(lags[q])
     at_edge = p in (search[0], search[-1]) and search.size > 2
-    delta = 0.0
-    if 0 < p < values.size - 1:
-        y0, y1, y2 = values[p - 1], values[p], values[p + 1]
-        denom = y0 - 2 * y1 + y2
-        if denom < 0:
-            delta = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
     # Echoes the search range could have picked are real alternatives, not noise: with a rival
     # above AMBIGUOUS the peak is measured against every sidelobe, and lowered further the closer
     # the rival comes to it.
     if rival > AMBIGUOUS:
         psr = plain * (1.0 - rival) / (1.0 - AMBIGUOUS)
     conf = 0.0 if at_edge else psr
-    return Correlation(float(lags[p] + delta / rate), psr, lags, values, conf, rival, rival_lag,
+    return Correlation(_refined(lags, values, p, rate), psr, lags, values, conf, rival, rival_lag,
                        at_edge)  # fmt: skip
+
+
+def _refined(lags: np.ndarray, values: np.ndarray, p: int, rate: float) -> float:
+    """The peak's lag, refined between grid points by a parabola through its neighbours."""
+    delta = 0.0
+    if 0 < p < values.size - 1:
+        y0, y1, y2 = values[p - 1], values[p], values[p + 1]
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            delta = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
+    return float(lags[p] + delta / rate)
+
+
+def _plain_psr(values: np.ndarray, p: int, rate: float, exclude_s: float = 0.5) -> float:
+    """Peak over the spread of the curve outside +-exclude_s of it (drift segments' trust)."""
+    excl = max(int(round(exclude_s * rate)), 1)
+    side = np.concatenate([values[: max(p - excl, 0)], values[p + excl + 1 :]])
+    if side.size < 10 or values[p] <= 0 or np.std(side) <= 0:
+        return 0.0
+    return float((values[p] - np.mean(side)) / np.std(side))
 
 
 # ---- drift -------------------------------------------------------------------------------------
@@ -327,22 +347,31 @@ def _best_pair(ref_cands: dict[str, Envelope], cands: dict[str, Envelope], centr
     coarser stream's) has its confidence scaled down by that ratio: its peak is real, but where
     it sits depends on which part of the session is looked at.
     """
-    best = None
+    tried = []
     for rn, renv in ref_cands.items():
         for sn, senv in cands.items():
             if FAMILY.get(rn, rn) != FAMILY.get(sn, sn):
                 continue  # a level against an edge peaks off the true lag by the lobe's slope
             c = correlate(renv, senv, centre, search_s)
             c.cue = f"{rn}/{sn}"
-            if np.isfinite(c.lag_s) and c.confidence > 0:
-                spread = _spread(renv, senv, c.lag_s, ref_span, min(search_s, 1.0))
-                if spread > period:
-                    c.confidence *= period / spread
-                    c.imprecise = (spread, period)
-            if np.isfinite(c.lag_s) and (best is None or c.confidence > best[0].confidence):
-                best = (c, renv, senv)
-    if best is None:
+            if np.isfinite(c.lag_s):
+                tried.append((c, renv, senv))
+    if not tried:
         return Correlation(math.nan, 0.0, np.empty(0), np.empty(0)), None, None
+    # Scatter only ever lowers a confidence: check the pairs surest first and stop once the
+    # best checked one beats every unchecked one (most sessions need one check, not nine).
+    tried.sort(key=lambda t: -t[0].confidence)
+    best = None
+    for c, renv, senv in tried:
+        if best is not None and best[0].confidence >= c.confidence:
+            break
+        if c.confidence > 0:
+            spread = _spread(renv, senv, c.lag_s, ref_span, min(search_s, 1.0))
+            if spread > period:
+                c.confidence *= period / spread
+                c.imprecise = (spread, period)
+        if best is None or c.confidence > best[0].confidence:
+            best = (c, renv, senv)
     return best
 
 
@@ -353,7 +382,7 @@ def _spread(ref_env: Envelope, env: Envelope, lag: float, ref_span: tuple[float,
             search_s: float) -> float:  # fmt: skip
     """How far the lags of a few sub-windows scatter around the session's lag (median |dev|, s)."""
     bounds = np.linspace(ref_span[0], ref_span[1], SUB_WINDOWS + 1)
-    lags = [correlate(ref_env, env, lag, search_s, ref_range=(a, b)).lag_s
+    lags = [correlate(ref_env, env, lag, search_s, ref_range=(a, b), lag_only=True).lag_s
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
     lags = np.array([x for x in lags if np.isfinite(x)])
     return float(np.median(np.abs(lags - lag))) if lags.size >= 2 else 0.0
@@ -417,12 +446,16 @@ def _estimate_one(
     if n_seg >= 2:
         bounds = np.linspace(ref_span[0], ref_span[1], n_seg + 1)
         segments = []
-        # a handful of segments, not samples; each searches near the global lag
+        # a handful of segments, not samples; a clock jump may move a segment by seconds
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            c = correlate(ref_env, env, glob.lag_s, min(search_s, 1.0), ref_range=(a, b))
+            c = correlate(ref_env, env, glob.lag_s, search_s, ref_range=(a, b), lag_only=True)
             if np.isfinite(c.lag_s):
                 segments.append((0.5 * (a + b), c.lag_s, c.psr))
     offset, ppm, pieces, note = fit_clock(segments, glob.lag_s, t_mid, meta.drift_ppm, cfg)
+    if pieces:
+        # A clock jump gives the whole-session curve one peak per piece, so it looks ambiguous;
+        # the segments, each on one side of the jump, are what the fit rests on.
+        glob.confidence = float(np.median([c for _, _, c in segments]))
     est = StreamEstimate(session.session_id, name, "estimate", offset, ppm, glob.confidence, note,
                          segments, pieces, curve=(glob.lags, glob.values), cue=glob.cue)  # fmt: skip
     if glob.confidence < cfg.min_confidence:

@@ -166,34 +166,43 @@ def flat_or_clipped(x: np.ndarray, what: str, full_scale: float | None = None) -
     return None
 
 
-def _grey_roi(img: np.ndarray, roi: tuple[float, float, float, float]) -> np.ndarray:
-    """The region as float grey, subsampled to at most ~64 px a side (differences need no more)."""
+def _roi(img: np.ndarray, roi: tuple[float, float, float, float], channel: str) -> np.ndarray:
+    """The region of one channel (or the mean of all), as roi_level takes it."""
     h, w = img.shape[:2]
     top, bottom, left, right = roi
     patch = img[int(h * top) : max(int(h * bottom), int(h * top) + 1),
                 int(w * left) : max(int(w * right), int(w * left) + 1)]  # fmt: skip
-    step = max(1, max(patch.shape[:2]) // 64)
-    patch = patch[::step, ::step].astype(np.float32)
-    return patch.mean(axis=2) if patch.ndim == 3 else patch
+    if patch.ndim == 3:
+        patch = (
+            patch.mean(axis=2)
+            if channel == "mean"
+            else patch[..., CHANNEL[channel] if patch.shape[2] >= 3 else 0]
+        )
+    return patch
 
 
 def frame_cues(frames, cue, rate: float) -> dict[str, Envelope]:
     """From (time, decoded frame or None) pairs: brightness `edges` and `level`, and `motion`,
-    the mean absolute difference from the previous decodable frame (a frame-difference energy:
-    whatever changes on screen, not only brightness)."""
-    times, levels, motion, prev = [], [], [], None
-    for t, img in frames:
+    the mean absolute difference of the region from the previous decodable frame (a
+    frame-difference energy: whatever changes on screen, not only brightness)."""
+    times, patches = [], []
+    for t, img in frames:  # one region cut per frame; the arithmetic on all of them at once
         times.append(t)
-        if img is None:
-            levels.append(np.nan)
-            motion.append(np.nan)
-            continue
-        levels.append(roi_level(img, cue.roi, cue.channel))
-        cur = _grey_roi(img, cue.roi)
-        same = prev is not None and prev.shape == cur.shape
-        motion.append(float(np.mean(np.abs(cur - prev))) if same else np.nan)
-        prev = cur
-    times_a, levels_a, motion_a = (np.asarray(v, dtype=np.float64) for v in (times, levels, motion))
+        patches.append(None if img is None else _roi(img, cue.roi, cue.channel))
+    ok_idx = [i for i, p in enumerate(patches) if p is not None]
+    levels = np.full(len(patches), np.nan)
+    motion = np.full(len(patches), np.nan)
+    shapes = {patches[i].shape for i in ok_idx}
+    if len(shapes) == 1:  # frames of one size (the usual case): stacked
+        stack = np.stack([patches[i] for i in ok_idx]).astype(np.float32)
+        levels[ok_idx] = stack.mean(axis=(1, 2))
+        step = max(1, max(stack.shape[1:3]) // 64)  # differences need no more than ~64 px a side
+        small = stack[:, ::step, ::step]
+        # each difference from the previous decodable frame
+        motion[ok_idx[1:]] = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2))
+    else:
+        levels[ok_idx] = [float(patches[i].mean()) for i in ok_idx]
+    times_a, levels_a, motion_a = np.asarray(times, dtype=np.float64), levels, motion
     out = {"edges": edges(brightness_envelope(times_a, levels_a, cue, rate))}
     ok = np.isfinite(levels_a)
     t = times_a[ok]

@@ -15,8 +15,11 @@ def decode_image(data: bytes) -> np.ndarray:
     """Encoded JPEG/PNG bytes -> uint8 array (H, W) for grey or (H, W, 3) for colour."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("L") if img.mode in ("L", "1") else img.convert("RGB"))
+    # only the two formats frames come in: Pillow then probes no other plugin
+    with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+        if img.mode in ("L", "RGB"):  # already what is wanted: no converted copy
+            return np.asarray(img)
+        return np.asarray(img.convert("L") if img.mode == "1" else img.convert("RGB"))
 
 
 def _decoded(stream, read_bytes: ReadBytes, skip: frozenset[str]):

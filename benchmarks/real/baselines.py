@@ -104,7 +104,6 @@ def features(case: CaseOutput, window_s: float, hop_s: float) -> pd.DataFrame:
 
 
 def _model(kind: str):
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

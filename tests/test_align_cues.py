@@ -11,7 +11,7 @@ from modalops.dataset.spec import CueSpec
 from modalops.kinds import get_kind
 from modalops.kinds.audio.read import AudioStream
 from modalops.kinds.base import Envelope
-from modalops.kinds.envelopes import CueError, level
+from modalops.kinds.envelopes import CueError, frame_cues, level
 from modalops.kinds.timeseries.read import TimeseriesStream
 
 RATE = 50.0
@@ -73,6 +73,12 @@ def test_flat_and_clipped_signals_have_no_usable_cue():
     audio = AudioStream(samples=clipped, sample_rate=8000, start_s=0.0)
     with pytest.raises(CueError, match="clipped signal"):
         get_kind("audio").sync.candidates(audio, CueSpec(kind="rms_envelope"), RATE)
+
+
+def test_a_frozen_display_has_no_usable_cue():
+    frames = [(k / 5.0, np.full((16, 16), 128, dtype=np.uint8)) for k in range(50)]
+    with pytest.raises(CueError, match="flat signal: the region reads 128 in every frame"):
+        frame_cues(frames, CueSpec(kind="roi_brightness", roi=(0, 1, 0, 1)), RATE)
 
 
 def test_audio_offers_speech_band_level_and_onsets():

@@ -203,6 +203,10 @@ def frame_cues(frames, cue, rate: float) -> dict[str, Envelope]:
     else:
         levels[ok_idx] = [float(patches[i].mean()) for i in ok_idx]
     times_a, levels_a, motion_a = np.asarray(times, dtype=np.float64), levels, motion
+    if len(ok_idx) < 2:
+        raise CueError(f"fewer than 2 decodable frames for {cue.kind}")
+    if np.ptp(levels[ok_idx]) <= 1e-9 and not np.nanmax(np.append(motion, 0.0)) > 0:
+        raise CueError(f"flat signal: the region reads {levels[ok_idx[0]]:g} in every frame")
     out = {"edges": edges(brightness_envelope(times_a, levels_a, cue, rate))}
     ok = np.isfinite(levels_a)
     t = times_a[ok]

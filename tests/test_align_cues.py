@@ -52,6 +52,29 @@ def test_a_periodic_cue_is_ambiguous_and_says_so():
     assert abs(narrow.lag_s - 0.3) < 0.02 and narrow.confidence > cfg.min_confidence
 
 
+def test_a_repeating_cue_needs_its_cycle_confirmed_not_only_its_phase():
+    rng = np.random.default_rng(4)
+    onsets = np.arange(2.0, 58.0, 1.2)
+    cfg = AlignConfig()
+
+    def counted(amps, shift=0.0):  # events every 1.2 s whose sizes vary, as spoken words do
+        t = np.arange(3000) / RATE
+        bumps = [np.exp(-0.5 * ((t - c - shift) / 0.1) ** 2) for c in onsets]
+        return sum(a * b for a, b in zip(amps, bumps, strict=True))
+
+    amps = rng.uniform(0.3, 1.0, onsets.size)
+    ref = _env(counted(amps) + rng.normal(0, 0.02, 3000))
+    same = _env(counted(amps)[np.r_[15:3000, 0:15]] + rng.normal(0, 0.02, 3000))
+    other = _env(counted(rng.uniform(0.3, 1.0, onsets.size), 0.47) + rng.normal(0, 0.02, 3000))
+    # the same events on a clock 0.3 s behind: the sizes line up only at the true lag
+    right = correlate(ref, same, -0.25, 0.5)
+    assert abs(right.lag_s + 0.3) < 0.02 and right.confidence >= cfg.min_confidence
+    # another session's events at the same pace: the phase fits, the cycle is not confirmed
+    wrong = correlate(ref, other, 0.0, 0.5)
+    assert wrong.periodic is not None and wrong.confidence < cfg.min_confidence
+    assert _doubt(wrong, 0.5, cfg).startswith("periodic: the curve repeats every ")
+
+
 def test_a_clock_outside_the_search_range_is_not_trusted():
     from scipy.ndimage import gaussian_filter1d
 

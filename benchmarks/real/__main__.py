@@ -36,6 +36,19 @@ def build_and_align(names: list[str], out: Path, cache: Path, small: bool, cfg: 
     return cases, pd.concat(scored, ignore_index=True)
 
 
+def control_table(cases: dict, out: Path, cfg: AlignConfig) -> str:
+    """Each case with its streams moved to the wrong sessions: how many are still trusted."""
+    lines = ["| case | streams | above min_confidence (each a confident wrong offset) | highest confidence |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, case in cases.items():
+        control = score.swapped(case, out / "_control")
+        report = score.run_alignment(control, out / "_work", cfg)
+        sc = score.score(control, report, cfg.min_confidence)
+        lines.append(f"| {name} | {len(sc)} | {int(sc['confident'].sum())} "
+                     f"| {sc['confidence'].max():.1f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def alignment_table(cases: dict, scored: pd.DataFrame, min_conf: float) -> str:
     lines = [
         f"| case | streams | within tolerance | above min_confidence ({min_conf:g}) | of those within "
@@ -127,6 +140,8 @@ def main() -> None:
     print(reliability_table(scored))
     print("\nStreams below min_confidence, by reason\n")
     print(reasons_table(scored))
+    print("\nControl: every estimated stream moved to the next session (none belongs there)\n")
+    print(control_table(cases, args.out, cfg))
     if not args.small:
         print("\nClassical baselines (true clocks; test split: held-out voices / recordings)\n")
         print(baseline_table(cases))

@@ -69,3 +69,24 @@ def summary(case: CaseOutput, scored: pd.DataFrame) -> dict:
         "tolerance_s": case.tolerance_s,
         "quarter_period_s": case.slowest_period_s / 4,
     }
+
+
+def swapped(case: CaseOutput, out: Path) -> CaseOutput:
+    """A control: the case with every estimated stream's file moved to the next session, so no
+    stream belongs with its reference. Any confident estimate on it is a confident wrong one."""
+    import shutil
+
+    import yaml
+
+    root = out / f"{case.name}-swapped"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(case.raw, root / "raw")
+    spec = yaml.safe_load((root / "raw" / "dataset.yaml").read_text())
+    sids = [str(s) for s in case.sessions["session_id"]]
+    for name in case.estimated:
+        files = [root / "raw" / "sessions" / sid / spec["streams"][name]["path"] for sid in sids]
+        data = [f.read_bytes() for f in files]
+        for i, f in enumerate(files):
+            f.write_bytes(data[(i + 1) % len(files)])
+    return CaseOutput(**{**case.__dict__, "name": f"{case.name}-swapped", "raw": root / "raw"})

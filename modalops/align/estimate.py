@@ -87,13 +87,18 @@ class Correlation:
     at_edge: bool = False  # the peak sits on the search range's edge: the clock may lie beyond
     cue: str = ""  # which representations were correlated: "<reference's>/<stream's>"
     imprecise: tuple[float, float] | None = None  # (sub-window scatter, sample period) when lowered
+    periodic: tuple[float, float] | None = None  # (curve period s, peak's excess z) when lowered
 
 
 STAT_S = 10.0  # sidelobe statistics come from at least +-10 s of lags, however narrow the search
 # Representations that mark the same moments, and so may be correlated with each other: signed
 # transitions, levels, unsigned events (an onset on one stream, a change on screen on the other).
 FAMILY = {"edges": "edges", "level": "level", "onsets": "events", "motion": "events"}
-AMBIGUOUS = 0.5  # a rival peak above this share of the main one starts to lower the confidence
+AMBIGUOUS = 0.5
+# A repeating curve's peak must beat the mean of the curve one to four periods away by this many
+# noise sigmas (one-sided p ~ 0.001) before the cycle, not only the phase, counts as found;
+# until then the confidence is that margin, below any sensible min_confidence.
+Z_CYCLE = 3.0  # a rival peak above this share of the main one starts to lower the confidence
 
 
 def _lobe(values: np.ndarray, p: int, base: float) -> int:
@@ -155,17 +160,35 @@ def correlate(
     offsets = np.arange(values.size) - p
     near = np.abs(offsets) <= excl
     # Echoes: were the peak right, the curve elsewhere would repeat the reference's own
-    # autocorrelation around it (a periodic cue echoes at every period). What the echoes do not
-    # explain is noise; the peak is measured against that, so a periodic cue is not penalised
-    # for echoes the search range excludes (those inside it are rivals, below).
+    # autocorrelation around it, and a cue that repeats makes the curve repeat with its period.
+    # What the better of those two echo models leaves unexplained is noise; the peak is measured
+    # against that, so a periodic cue is not penalised for echoes the search range excludes
+    # (those inside it are rivals, below).
     ar = np.fft.irfft(np.abs(fr) ** 2, n)
-    echo = values[p] * ar[offsets % n] / ar[0]
-    side = values[inside & ~near]
-    noise = (values - echo)[inside & ~near]
+    side_mask = inside & ~near
+    side = values[side_mask]
     psr = plain = 0.0
-    if side.size >= 10 and values[p] > 0 and np.std(noise) > 0:
-        psr = float((values[p] - np.mean(side)) / np.std(noise))
-        plain = float((values[p] - np.mean(side)) / max(float(np.std(side)), 1e-12))
+    periodic = None
+    if side.size >= 10 and values[p] > 0 and np.std(side) > 0:
+        height = values[p] - float(np.mean(side))
+        plain = float(height / np.std(side))
+        periods = _curve_periods(values, inside, excl, ar)
+        combs = [_comb(values, inside, T) for T in periods]
+        echoes = [values[p] * ar[offsets % n] / ar[0], *combs]
+        noise = min(float(np.std((values - e)[side_mask])) for e in echoes)
+        psr = float(height / noise) if noise > 0 else plain
+        # A repeating curve confirms the phase, not the cycle: only what the peak has over the
+        # same lag a period or more away (the content that does not repeat) says that the
+        # streams share this moment rather than merely the same rhythm. Compared per sample of
+        # overlap: the plain sum favours the lag where the recordings overlap most.
+        overlap = np.clip(np.minimum(r.size, s.size - ks) - np.maximum(0, -ks), 0, None)
+        per_sample = values / np.maximum(overlap / max(int(overlap.max()), 1), 0.25)
+        for T in periods:
+            comb = _comb(per_sample, inside, T)
+            spread = float(np.std((per_sample - comb)[side_mask]))
+            excess = float((per_sample[p] - comb[p]) / spread) if spread > 0 else 0.0
+            if periodic is None or excess < periodic[1]:
+                periodic = (T / rate, excess)
     # rival: the best other local maximum the search range could have chosen
     peaks = np.flatnonzero((values[1:-1] > values[:-2]) & (values[1:-1] >= values[2:])) + 1
     peaks = peaks[(np.abs(lags[peaks] - centre_s) <= half_width_s) & ~near[peaks]]
@@ -179,11 +202,60 @@ def correlate(
     # Echoes the search range could have picked are real alternatives, not noise: with a rival
     # above AMBIGUOUS the peak is measured against every sidelobe, and lowered further the closer
     # the rival comes to it.
+    conf = psr
     if rival > AMBIGUOUS:
-        psr = plain * (1.0 - rival) / (1.0 - AMBIGUOUS)
-    conf = 0.0 if at_edge else psr
+        conf = plain * (1.0 - rival) / (1.0 - AMBIGUOUS)
+    elif periodic is not None and periodic[1] < Z_CYCLE:
+        # the cycle is not confirmed: all the data vouches for is the margin over its aliases
+        conf = min(psr, max(periodic[1], 0.0))
+    else:
+        periodic = None  # no repeat, or the cycle is confirmed: nothing to report
+    if at_edge:
+        conf = 0.0
     return Correlation(_refined(lags, values, p, rate), psr, lags, values, conf, rival, rival_lag,
-                       at_edge)  # fmt: skip
+                       at_edge, periodic=periodic)  # fmt: skip
+
+
+def _repeat(ac: np.ndarray, lobe: int) -> int:
+    """The lag (grid points) of an autocorrelation's highest peak beyond twice the main lobe and
+    within a third of its length, when that peak reaches half the zero-lag value; else 0."""
+    if ac.size < 8 or ac[0] <= 0:
+        return 0
+    lo, hi = max(2 * lobe, 2), ac.size // 3
+    if hi <= lo + 2:
+        return 0
+    seg = ac[lo:hi] / ac[0]
+    peaks = np.flatnonzero((seg[1:-1] > seg[:-2]) & (seg[1:-1] >= seg[2:])) + 1
+    if not peaks.size:
+        return 0
+    k = int(peaks[np.argmax(seg[peaks])])
+    return lo + k if seg[k] >= 0.5 else 0
+
+
+def _curve_periods(
+    values: np.ndarray, inside: np.ndarray, lobe: int, ref_auto: np.ndarray
+) -> list[int]:
+    """Periods (grid points) the curve may repeat with: its own, and the reference's (from the
+    reference's autocorrelation), each only when clear."""
+    v = np.where(inside, values - values[inside].mean(), 0.0)
+    m = 1 << int(np.ceil(np.log2(2 * v.size)))
+    own = np.fft.irfft(np.abs(np.fft.rfft(v, m)) ** 2, m)[: v.size]
+    found = {_repeat(own, lobe), _repeat(ref_auto[: v.size], lobe)}
+    return sorted(p for p in found if p)
+
+
+def _comb(values: np.ndarray, inside: np.ndarray, period: int, cycles: int = 4) -> np.ndarray:
+    """Each lag's echo: the mean of the curve one to `cycles` periods either side of it."""
+    total = np.zeros_like(values)
+    count = np.zeros_like(values)
+    idx = np.arange(values.size)
+    for k in (*range(-cycles, 0), *range(1, cycles + 1)):
+        j = idx + k * period
+        ok = (j >= 0) & (j < values.size)
+        ok[ok] &= inside[j[ok]]
+        total[ok] += values[j[ok]]
+        count[ok] += 1
+    return np.where(count > 0, total / np.maximum(count, 1), float(values.mean()))
 
 
 def _refined(lags: np.ndarray, values: np.ndarray, p: int, rate: float) -> float:
@@ -409,6 +481,11 @@ def _doubt(c: Correlation, search_s: float, cfg: AlignConfig) -> str:
         return (f"ambiguous: a second peak {c.rival:.0%} as high at lag {c.rival_lag_s:+.2f} s, "
                 f"{abs(c.rival_lag_s - c.lag_s):.2f} s from the best ({c.lag_s:+.2f} s); "
                 f"confidence {c.confidence:.1f} < {cfg.min_confidence:g}")  # fmt: skip
+    if c.periodic:
+        return (f"periodic: the curve repeats every {c.periodic[0]:.2f} s and the best lag "
+                f"({c.lag_s:+.2f} s) beats the same lag a period or more away by only "
+                f"{c.periodic[1]:.1f} noise sigmas (< {Z_CYCLE:g}): a clock a period off fits almost "
+                f"as well; confidence {c.confidence:.1f} < {cfg.min_confidence:g} ({c.cue})")  # fmt: skip
     if c.imprecise:
         return (f"imprecise: sub-window lags scatter {c.imprecise[0]:.2f} s around {c.lag_s:+.2f} s "
                 f"(more than a sample period, {c.imprecise[1]:.2f} s); confidence "

@@ -35,12 +35,17 @@ def test_small_case_checks_clean_and_aligns_honestly(name, tmp_path):
     assert (scored["cue"].notna() | scored["reason"].notna()).all()
     assert scored.loc[~scored["confident"], "reason"].notna().all()
     conf = scored[scored["confident"]]
-    # Measured (2026-12-07, this small form): every confident estimate within tolerance except
-    # one motions session (0.15 s off at confidence 6.6; docs/real-data.md); the speech cases
-    # found every stream confidently.
-    if name in SPEECH:
-        assert len(conf) == len(scored) and conf["within"].all(), scored
-    elif name == "gait":
-        assert conf["within"].all(), scored
-    else:
+    # Measured (2026-12-07, full suite, docs/real-data.md): 50 of 51 confident estimates within
+    # tolerance, the miss a motions gyroscope 0.15 s off; spoken digits 24 of 24 confident.
+    if name == "motions":
         assert conf["error_s"].median() < 0.1, scored
+    else:
+        assert conf["within"].all(), scored
+    if name == "spoken_digits":
+        assert len(conf) == len(scored), scored
+    # the control: each stream moved to the other session is never trusted (full suite: 0 of 80)
+    control = score.swapped(case, tmp_path / "control")
+    wrong = score.score(
+        control, score.run_alignment(control, tmp_path / "cw", cfg), cfg.min_confidence
+    )
+    assert not wrong["confident"].any(), wrong

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modalops.align.estimate import AMBIGUOUS, _doubt, correlate
+from modalops.align.correlate import AMBIGUOUS, correlate
+from modalops.align.estimate import _doubt
 from modalops.config.align import AlignConfig
 from modalops.dataset.spec import CueSpec
 from modalops.kinds import get_kind

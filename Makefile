@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv bench-deps bench-real
+.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv bench-deps bench-real real-data-deps
 
 install: $(STAMP)
 
@@ -33,7 +33,10 @@ demo: $(STAMP)
 	$(BIN)/modalops-demo run
 
 # The real-data suite (docs/real-data.md): espeak-ng (Debian) speaks the digits of two cases.
-bench-real: $(STAMP) system-deps
+real-data-deps:
+	@command -v espeak-ng >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y espeak-ng)
+
+bench-real: $(STAMP) real-data-deps
 	$(BIN)/python -m benchmarks.real
 
 # Debian packages the tests drive: chromium (tests/test_ui.py, through Playwright; no browser

@@ -8,10 +8,12 @@ opened, to say how far each stream's clock is from the truth at the session's st
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from benchmarks.real.compose import CaseOutput, Clock, read_truth
 from modalops.align import align_dataset
@@ -74,10 +76,6 @@ def summary(case: CaseOutput, scored: pd.DataFrame) -> dict:
 def swapped(case: CaseOutput, out: Path) -> CaseOutput:
     """A control: the case with every estimated stream's file moved to the next session, so no
     stream belongs with its reference. Any confident estimate on it is a confident wrong one."""
-    import shutil
-
-    import yaml
-
     root = out / f"{case.name}-swapped"
     if root.exists():
         shutil.rmtree(root)

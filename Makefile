@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv bench-deps
+.PHONY: demo test lint fmt bench clean install system-deps browser compose review-venv bench-deps bench-real real-data-deps
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ bench-deps: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modalops-demo run
 
+# The real-data suite (docs/real-data.md): espeak-ng (Debian) speaks the digits of two cases.
+real-data-deps:
+	@command -v espeak-ng >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y espeak-ng)
+
+bench-real: $(STAMP) real-data-deps
+	$(BIN)/python -m benchmarks.real
+
 # Debian packages the tests drive: chromium (tests/test_ui.py, through Playwright; no browser
 # download) and docker-compose (tests/test_infra.py validates infra/compose.yaml offline; there
 # is no daemon). One apt-get run, only for what is missing.
@@ -39,6 +46,7 @@ system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 browser compose: system-deps

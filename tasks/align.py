@@ -147,6 +147,7 @@ def record_alignment(
             "offset_s",
             "drift_ppm",
             "confidence",
+            "cue",
             "residual_offset_s",
             "fallback_reason",
         )

@@ -119,17 +119,20 @@ def test_no_visible_cue_falls_back_per_policy():
     session, frames, truth = make_session(SPEC, "s", 30.0, 3, cue_off=frozenset({"mic"}))
     est = estimate(session, frames)
     assert est["mic"].method == "metadata"
-    assert "low confidence" in est["mic"].fallback_reason
+    # the reason names why: no peak stands out, or a rival peak nearly as high (ambiguous)
+    assert est["mic"].fallback_reason.startswith(("low confidence", "ambiguous"))
     assert est["imu"].method == "estimate"
 
     dropped = align(session, frames, AlignConfig(low_confidence_policy="quarantine_stream"))
     assert not dropped.samples["has__mic"].any()
     assert dropped.samples["has__imu"].all()
-    assert any(r.stream == "mic" and "low confidence" in r.reason for r in dropped.quarantine)
+    assert any(r.stream == "mic" and ("low confidence" in r.reason or "ambiguous" in r.reason)
+               for r in dropped.quarantine)  # fmt: skip
 
     rejected = align(session, frames, AlignConfig(low_confidence_policy="quarantine_session"))
     assert rejected.status == "quarantined" and rejected.samples.empty
-    assert "mic" in rejected.reason and "low confidence" in rejected.reason
+    assert "mic" in rejected.reason
+    assert "low confidence" in rejected.reason or "ambiguous" in rejected.reason
 
 
 def test_aligned_samples_follow_the_contract():

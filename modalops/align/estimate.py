@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from modalops.align.correlate import AMBIGUOUS, Z_CYCLE, Correlation, correlate
 from modalops.config.align import AlignConfig
 from modalops.dataset.layout import ClockModel, SessionStreams
 from modalops.dataset.spec import DatasetSpec
 from modalops.kinds.base import Envelope, ReadBytes
-from modalops.kinds.envelopes import CueError
+from modalops.kinds.envelopes import CueError, edges
 
 METHODS = ("estimate", "sync_markers", "metadata", "none", "reference")
 
@@ -39,6 +40,9 @@ class StreamEstimate:
     usable: bool = True  # False: the stream is treated as absent (missing or quarantined)
     quarantine_session: bool = False  # the low-confidence policy rejects the whole session
     curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # lags, corr
+    cue: str | None = (
+        None  # the representations correlated, "<reference's>/<stream's>" (edges/level)
+    )
 
     def clock(self) -> ClockModel:
         return ClockModel(self.offset_s, self.drift_ppm)
@@ -67,80 +71,9 @@ class StreamEstimate:
         return out
 
 
-# ---- cross-correlation ------------------------------------------------------------------------
-
-
-@dataclass
-class Correlation:
-    lag_s: float  # best lag: t_device - t_ref
-    psr: float  # peak-to-sidelobe ratio
-    lags: np.ndarray
-    values: np.ndarray
-
-
-def _edges(env: Envelope) -> np.ndarray:
-    # Transitions carry the timing; levels would give a main lobe as wide as an on/off segment.
-    e = np.gradient(env.values)
-    e[~_covered(env.valid)] = 0.0
-    return e
-
-
-def _covered(valid: np.ndarray) -> np.ndarray:
-    """Grid points between the first and last valid point (interior gaps stay interpolated)."""
-    out = np.zeros(valid.size, dtype=bool)
-    idx = np.flatnonzero(valid)
-    if idx.size:
-        out[idx[0] : idx[-1] + 1] = True
-    return out
-
-
-def correlate(
-    ref: Envelope,
-    sig: Envelope,
-    centre_s: float,
-    half_width_s: float,
-    ref_range: tuple[float, float] | None = None,
-    exclude_s: float = 0.5,
-) -> Correlation:
-    """FFT cross-correlation of cue edges, over lags centre ± half_width, with parabolic refinement.
-
-    Lag L means sig(t + L) matches ref(t): the stream's device clock reads t_ref + L.
-    """
-    rate = ref.rate
-    r = _edges(ref)
-    r0 = ref.start_index
-    if ref_range is not None:
-        lo = max(int(np.ceil(ref_range[0] * rate)) - r0, 0)
-        hi = min(int(np.floor(ref_range[1] * rate)) - r0, r.size)
-        r, r0 = r[lo:hi], r0 + lo
-    s = _edges(sig)
-    if r.size < 3 or s.size < 3 or not np.any(r) or not np.any(s):
-        return Correlation(math.nan, 0.0, np.empty(0), np.empty(0))
-    n = 1 << int(np.ceil(np.log2(r.size + s.size)))
-    full = np.fft.irfft(np.conj(np.fft.rfft(r, n)) * np.fft.rfft(s, n), n)
-    # c[k] = sum_i r[i] s[i + k]; lag L = (sig.start - r0 + k) / rate.
-    k_lo = int(np.ceil((centre_s - half_width_s) * rate)) - (sig.start_index - r0)
-    k_hi = int(np.floor((centre_s + half_width_s) * rate)) - (sig.start_index - r0)
-    ks = np.arange(k_lo, k_hi + 1)
-    inside = (ks > -r.size) & (ks < s.size)  # beyond these no sample overlaps: zero correlation
-    values = np.where(inside, full[ks % n], 0.0)
-    values = values / (np.linalg.norm(r) * np.linalg.norm(s))
-    lags = (sig.start_index - r0 + ks) / rate
-    p = int(np.argmax(values))
-    excl = max(int(round(exclude_s * rate)), 1)
-    side = np.concatenate([values[: max(p - excl, 0)], values[p + excl + 1 :]])
-    if side.size < 10 or values[p] <= 0:
-        psr = 0.0
-    else:
-        sd = float(np.std(side))
-        psr = float((values[p] - np.mean(side)) / sd) if sd > 0 else 0.0
-    delta = 0.0
-    if 0 < p < values.size - 1:
-        y0, y1, y2 = values[p - 1], values[p], values[p + 1]
-        denom = y0 - 2 * y1 + y2
-        if denom < 0:
-            delta = float(np.clip(0.5 * (y0 - y2) / denom, -0.5, 0.5))
-    return Correlation(float(lags[p] + delta / rate), psr, lags, values)
+# Representations that mark the same moments, and so may be correlated with each other: signed
+# transitions, levels, unsigned events (an onset on one stream, a change on screen on the other).
+FAMILY = {"edges": "edges", "level": "level", "onsets": "events", "motion": "events"}
 
 
 # ---- drift -------------------------------------------------------------------------------------
@@ -203,13 +136,17 @@ def _span(stream) -> tuple[float, float] | None:
     return None if stream is None else stream.span()
 
 
-def _envelope(spec: DatasetSpec, session: SessionStreams, name: str, cfg: AlignConfig,
-              read_bytes: ReadBytes | None, bad_files: frozenset[str]) -> Envelope:  # fmt: skip
-    """The stream's sync-cue envelope, computed by its kind; CueError when it has none usable."""
+def _candidates(spec: DatasetSpec, session: SessionStreams, name: str, cfg: AlignConfig,
+                read_bytes: ReadBytes | None, bad_files: frozenset[str]) -> dict[str, Envelope]:  # fmt: skip
+    """The stream's cue representations, computed by its kind; CueError when it has none usable.
+
+    A kind without `sync.candidates` offers the edges of its one envelope.
+    """
     stream, cue = session.stream(name), spec.streams[name].cue_spec
-    return spec.kind_of(name).sync.envelope(
-        stream, cue, cfg.envelope_rate_hz, read_bytes, bad_files
-    )
+    sync = spec.kind_of(name).sync
+    if hasattr(sync, "candidates"):
+        return sync.candidates(stream, cue, cfg.envelope_rate_hz, read_bytes, bad_files)
+    return {"edges": edges(sync.envelope(stream, cue, cfg.envelope_rate_hz, read_bytes, bad_files))}
 
 
 def _starting_clock(session: SessionStreams, name: str) -> ClockModel:
@@ -248,10 +185,11 @@ def _low_confidence(
     """Apply low_confidence_policy to an untrusted estimate; the reason is always kept."""
     if cfg.low_confidence_policy == "metadata":
         fallback = _metadata(session, name, f"{reason}; starting-guess clock used")
-        fallback.confidence, fallback.curve, fallback.segments = (
+        fallback.confidence, fallback.curve, fallback.segments, fallback.cue = (
             est.confidence,
             est.curve,
             est.segments,
+            est.cue,
         )
         return fallback
     est.usable = False
@@ -270,11 +208,94 @@ def _uncorrelated(
     return _low_confidence(session, name, est, reason, cfg)
 
 
+def _best_pair(ref_cands: dict[str, Envelope], cands: dict[str, Envelope], centre: float,
+               search_s: float, ref_span: tuple[float, float],
+               period: float) -> tuple[Correlation, Envelope, Envelope]:  # fmt: skip
+    """Every reference representation against every one of the stream's; the surest pair.
+
+    A pair whose sub-windows disagree on the lag by more than a sample period (`period`, the
+    coarser stream's) has its confidence scaled down by that ratio: its peak is real, but where
+    it sits depends on which part of the session is looked at.
+    """
+    tried = []
+    for rn, renv in ref_cands.items():
+        for sn, senv in cands.items():
+            if FAMILY.get(rn, rn) != FAMILY.get(sn, sn):
+                continue  # a level against an edge peaks off the true lag by the lobe's slope
+            c = correlate(renv, senv, centre, search_s)
+            c.cue = f"{rn}/{sn}"
+            if np.isfinite(c.lag_s):
+                tried.append((c, renv, senv))
+    if not tried:
+        return Correlation(math.nan, 0.0, np.empty(0), np.empty(0)), None, None
+    # Scatter only ever lowers a confidence: check the pairs surest first and stop once the
+    # best checked one beats every unchecked one (most sessions need one check, not nine).
+    tried.sort(key=lambda t: -t[0].confidence)
+    best = None
+    for c, renv, senv in tried:
+        if best is not None and best[0].confidence >= c.confidence:
+            break
+        if c.confidence > 0:
+            spread = _spread(renv, senv, c.lag_s, ref_span, min(search_s, 1.0))
+            if spread > period:
+                c.confidence *= period / spread
+                c.imprecise = (spread, period)
+        if best is None or c.confidence > best[0].confidence:
+            best = (c, renv, senv)
+    return best
+
+
+SUB_WINDOWS = 4
+
+
+def _spread(ref_env: Envelope, env: Envelope, lag: float, ref_span: tuple[float, float],
+            search_s: float) -> float:  # fmt: skip
+    """How far the lags of a few sub-windows scatter around the session's lag (median |dev|, s)."""
+    bounds = np.linspace(ref_span[0], ref_span[1], SUB_WINDOWS + 1)
+    lags = [correlate(ref_env, env, lag, search_s, ref_range=(a, b), lag_only=True).lag_s
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
+    lags = np.array([x for x in lags if np.isfinite(x)])
+    return float(np.median(np.abs(lags - lag))) if lags.size >= 2 else 0.0
+
+
+def _period(session: SessionStreams, name: str, spec: DatasetSpec) -> float:
+    """The coarser native sample period of the stream and the reference (seconds)."""
+
+    def one(stream) -> float:
+        if getattr(stream, "sample_rate", None):
+            return 1.0 / float(stream.sample_rate)
+        times = getattr(stream, "times", None)
+        return float(np.median(np.diff(times))) if times is not None and len(times) > 1 else 0.0
+
+    return max(one(session.stream(name)), one(session.stream(spec.reference)), 1e-3)
+
+
+def _doubt(c: Correlation, search_s: float, cfg: AlignConfig) -> str:
+    """Why an estimate is not trusted, naming the reason that lowered its confidence."""
+    if c.at_edge:
+        return (f"low confidence: the best lag {c.lag_s:+.2f} s sits on the edge of the search "
+                f"range (+-{search_s:g} s around the starting guess): the clock may lie outside it")  # fmt: skip
+    if c.rival > AMBIGUOUS:
+        return (f"ambiguous: a second peak {c.rival:.0%} as high at lag {c.rival_lag_s:+.2f} s, "
+                f"{abs(c.rival_lag_s - c.lag_s):.2f} s from the best ({c.lag_s:+.2f} s); "
+                f"confidence {c.confidence:.1f} < {cfg.min_confidence:g}")  # fmt: skip
+    if c.periodic:
+        return (f"periodic: the curve repeats every {c.periodic[0]:.2f} s and the best lag "
+                f"({c.lag_s:+.2f} s) beats the same lag a period or more away by only "
+                f"{c.periodic[1]:.1f} noise sigmas (< {Z_CYCLE:g}): a clock a period off fits almost "
+                f"as well; confidence {c.confidence:.1f} < {cfg.min_confidence:g} ({c.cue})")  # fmt: skip
+    if c.imprecise:
+        return (f"imprecise: sub-window lags scatter {c.imprecise[0]:.2f} s around {c.lag_s:+.2f} s "
+                f"(more than a sample period, {c.imprecise[1]:.2f} s); confidence "
+                f"{c.confidence:.1f} < {cfg.min_confidence:g} ({c.cue})")  # fmt: skip
+    return f"low confidence: peak-to-sidelobe {c.psr:.1f} < {cfg.min_confidence:g} ({c.cue})"
+
+
 def _estimate_one(
     spec: DatasetSpec,
     session: SessionStreams,
     name: str,
-    ref_env: Envelope,
+    ref_cands: dict[str, Envelope],
     ref_span: tuple[float, float],
     cfg: AlignConfig,
     read_bytes: ReadBytes | None,
@@ -284,30 +305,36 @@ def _estimate_one(
     search_s = spec.streams[name].clock.search_s
     t_mid = 0.5 * (ref_span[0] + ref_span[1])
     try:
-        env = _envelope(spec, session, name, cfg, read_bytes, bad_files)
+        cands = _candidates(spec, session, name, cfg, read_bytes, bad_files)
     except CueError as exc:
         return _uncorrelated(session, name, f"no usable sync cue ({exc})", cfg)
     # the spec's clock.search_s is measured from the starting guess (clock.initial)
     centre = float(meta.to_device(t_mid) - t_mid)
-    glob = correlate(ref_env, env, centre, search_s)
+    # precision floor: the coarser native period, and no finer than two envelope grid steps
+    period = max(_period(session, name, spec), 2.0 / cfg.envelope_rate_hz)
+    glob, ref_env, env = _best_pair(ref_cands, cands, centre, search_s, ref_span, period)
     if not np.isfinite(glob.lag_s):
         return _uncorrelated(session, name, "no sync-cue transitions to correlate", cfg)
     duration = ref_span[1] - ref_span[0]
     n_seg = int(min(cfg.drift_segments, max(duration // cfg.min_segment_s, 1)))
-    segments = [(t_mid, glob.lag_s, glob.psr)]
+    segments = [(t_mid, glob.lag_s, glob.confidence)]
     if n_seg >= 2:
-        edges = np.linspace(ref_span[0], ref_span[1], n_seg + 1)
+        bounds = np.linspace(ref_span[0], ref_span[1], n_seg + 1)
         segments = []
-        for a, b in zip(edges[:-1], edges[1:], strict=True):  # a handful of segments, not samples
-            c = correlate(ref_env, env, glob.lag_s, search_s, ref_range=(a, b))
+        # a handful of segments, not samples; a clock jump may move a segment by seconds
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            c = correlate(ref_env, env, glob.lag_s, search_s, ref_range=(a, b), lag_only=True)
             if np.isfinite(c.lag_s):
                 segments.append((0.5 * (a + b), c.lag_s, c.psr))
     offset, ppm, pieces, note = fit_clock(segments, glob.lag_s, t_mid, meta.drift_ppm, cfg)
-    est = StreamEstimate(session.session_id, name, "estimate", offset, ppm, glob.psr, note,
-                         segments, pieces, curve=(glob.lags, glob.values))  # fmt: skip
-    if glob.psr < cfg.min_confidence:
-        reason = f"low confidence: peak-to-sidelobe {glob.psr:.1f} < {cfg.min_confidence:g}"
-        return _low_confidence(session, name, est, reason, cfg)
+    if pieces:
+        # A clock jump gives the whole-session curve one peak per piece, so it looks ambiguous;
+        # the segments, each on one side of the jump, are what the fit rests on.
+        glob.confidence = float(np.median([c for _, _, c in segments]))
+    est = StreamEstimate(session.session_id, name, "estimate", offset, ppm, glob.confidence, note,
+                         segments, pieces, curve=(glob.lags, glob.values), cue=glob.cue)  # fmt: skip
+    if glob.confidence < cfg.min_confidence:
+        return _low_confidence(session, name, est, _doubt(glob, search_s, cfg), cfg)
     return est
 
 
@@ -328,7 +355,7 @@ def estimate_clocks(
     out: dict[str, StreamEstimate] = {}
     ref_stream = session.stream(ref)
     ref_span = _span(ref_stream)
-    ref_env: Envelope | None = None
+    ref_env: dict[str, Envelope] | None = None
     ref_error: str | None = None
     ref_marks = session.sync.get(ref) if session.sync else None
     ref_cue = spec.streams[ref].cue_spec.kind != "none"
@@ -363,7 +390,7 @@ def estimate_clocks(
             continue
         if ref_env is None and ref_error is None and ref_span is not None:
             try:
-                ref_env = _envelope(spec, session, ref, cfg, read_bytes, bad_files)
+                ref_env = _candidates(spec, session, ref, cfg, read_bytes, bad_files)
             except CueError as exc:
                 ref_error = f"reference {ref} has no usable sync cue ({exc})"
         if ref_env is None:

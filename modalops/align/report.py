@@ -18,7 +18,7 @@ from modalops.store import ObjectStore, join_key
 
 REPORT_COLUMNS = (
     "session_id", "stream", "session_status", "session_reason", "method", "usable", "offset_s",
-    "drift_ppm", "confidence", "fallback_reason", "n_segments", "n_pieces", "residual_offset_s",
+    "drift_ppm", "confidence", "cue", "fallback_reason", "n_segments", "n_pieces", "residual_offset_s",
     "residual_at_end_s", "completeness", "windows_total", "windows_kept", "windows_present",
     "absent_before_start", "absent_after_end", "absent_gap", "absent_missing",
     "dropped_boundary", "dropped_unlabelled", "dropped_missing",
@@ -88,6 +88,7 @@ def build_report(
             "offset_s": est.offset_s if est else math.nan,
             "drift_ppm": est.drift_ppm if est else math.nan,
             "confidence": est.confidence if est else math.nan,
+            "cue": est.cue if est else None,
             "fallback_reason": est.fallback_reason if est else None,
             "n_segments": len(est.segments) if est else 0,
             "n_pieces": max(len(est.pieces), 1) if est else 0,
@@ -112,6 +113,7 @@ def build_report(
         "session_status",
         "session_reason",
         "method",
+        "cue",
         "fallback_reason",
     ):
         df[c] = df[c].astype("string")

@@ -50,7 +50,12 @@ class AlignConfig(Section):
     min_confidence: float = Field(
         default=6.0,
         ge=0,
-        description="Minimum peak-to-sidelobe ratio for an estimate to be trusted.",
+        description="Minimum confidence for an estimate to be trusted: the peak-to-sidelobe "
+        "ratio against what the reference's own echoes do not explain, lowered by a rival peak "
+        "inside the search range and by lags that scatter across the session "
+        "(docs/alignment.md). Measured: 50 of 51 real-data streams above 6 within tolerance, none "
+        "of 80 streams moved to the wrong session above 3.2, demo streams 18-79 "
+        "(docs/real-data.md).",
     )
     low_confidence_policy: Literal["metadata", "quarantine_stream", "quarantine_session"] = Field(
         default="metadata",

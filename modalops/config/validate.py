@@ -55,7 +55,8 @@ class ValidateConfig(Section):
     min_align_confidence: float = Field(
         default=3.0,
         ge=0,
-        description="Samples whose session's alignment confidence (peak-to-sidelobe ratio) "
+        description="Samples whose session's alignment confidence (align.min_confidence's "
+        "measure) "
         "is below this are rejected; NaN (nothing estimated) is not judged.",
     )
     max_abs_drift_ppm: float = Field(

@@ -129,6 +129,24 @@ def _guess_audio(data: bytes, key: str) -> dict[str, Any]:
     return {}
 
 
+_START_NAMES = ("start_time_s", "start_s", "start_time", "start", "t0", "t_start", "started_at_s")
+
+
+def _start_field(data: bytes) -> str | None:
+    """The field of a small JSON object that looks like a device's start time (a number)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    for name in _START_NAMES:
+        value = doc.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return name
+    return None
+
+
 def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """A draft spec document for the recordings under `store`, and hints on what was guessed."""
     hints: list[str] = []
@@ -175,6 +193,7 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
     streams: dict[str, Any] = {}
     labels: dict[str, Any] | None = None
     clock_file = None
+    start_files: dict[str, tuple[str, str]] = {}  # file stem -> (path, start field)
     image_dirs: Counter = Counter()
     for path in rel:
         ext = PurePosixPath(path).suffix.lower()
@@ -193,6 +212,10 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
         if ext == ".json":
             if "clock" in path.lower():
                 clock_file = path
+            elif (base + path) in keys:
+                field = _start_field(store.get_bytes(base + path))
+                if field:
+                    start_files[stem] = (path, field)
             continue
         data = store.get_bytes(base + path) if (base + path) in keys else None
         if data is None:
@@ -289,6 +312,15 @@ def draft_spec(store: Any, name: str | None = None) -> tuple[dict[str, Any], lis
         body.setdefault("cue", "none")
         if s != reference:
             body["clock"] = {"initial": "file" if clock_file else "zero", "estimate": False}
+        if s in start_files:  # a device's own start-time file, named like its stream
+            path, field = start_files.pop(s)
+            body.setdefault("clock", {}).update(start_file=path, start_field=field)
+            hints.append(
+                f"{s}: start time from {path} ({field}); check it is on the reference's clock"
+            )
+    for path, _field in start_files.values():
+        hints.append(f"{path} looks like a device's start-time file but names no stream: declare it "
+                     "as clock.start_file of the stream it belongs to")  # fmt: skip
     hints.append(
         f"reference stream {reference!r}; clocks not estimated: declare a sync cue on the "
         "reference and a stream (and clock.estimate: true) to recover offsets from the data"

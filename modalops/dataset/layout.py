@@ -181,6 +181,47 @@ def read_clock_file(
     return clocks, entries
 
 
+def read_start_time(store: Any, spec: DatasetSpec, session_id: str, stream: str) -> float:
+    """The start time a device wrote in its own start file (streams.<name>.clock.start_file).
+
+    RawDataError names the file: missing, not JSON, no such field, or not a finite number.
+    """
+    clock = spec.streams[stream].clock
+    key = session_key(spec, session_id, clock.start_file)
+    uri = store.uri(key)
+    try:
+        value: Any = json.loads(fetch_bytes(store, key))
+    except ValueError as exc:
+        raise RawDataError(uri, f"start file is not JSON ({exc})") from None
+    for part in clock.start_field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise RawDataError(uri, f"start file has no field {clock.start_field!r}")
+        value = value[part]
+    try:
+        start = float(value)
+    except (TypeError, ValueError):
+        start = float("nan")
+    if isinstance(value, bool) or not np.isfinite(start):
+        raise RawDataError(
+            uri, f"start file field {clock.start_field!r} is {value!r}; expected seconds (a number)"
+        )
+    return start
+
+
+def start_file_clock(store: Any, spec: DatasetSpec, session_id: str, stream: str) -> ClockModel:
+    """The starting-guess clock of a stream that declares a start file (RawDataError if unreadable).
+
+    A device that started at s_dev on a clock where the reference started at s_ref reads
+    t_device = t_ref - (s_dev - s_ref), so offset_s = s_ref - s_dev. s_ref is the reference's
+    own start file when it declares one, else 0 (start times already on the reference clock).
+    """
+    ref = spec.reference
+    ref_start = (
+        read_start_time(store, spec, session_id, ref) if spec.streams[ref].clock.start_file else 0.0
+    )
+    return ClockModel(ref_start - read_start_time(store, spec, session_id, stream))
+
+
 def read_labels(
     store: Any, spec: DatasetSpec, session_id: str, session_row: dict[str, Any] | None = None
 ) -> pd.DataFrame:
@@ -319,6 +360,8 @@ def load_session(
             session.streams[name] = None
             continue
         try:
+            if s.clock.start_file and name != spec.reference:
+                session.clocks[name] = start_file_clock(store, spec, session_id, name)
             src = stream_source(store, spec, session_id, name, entries, listing)
             session.streams[name] = get_kind(s.kind).read.read(src)
         except RawDataError as err:

@@ -91,6 +91,26 @@ class ClockSpec(_Model):
         description="Largest |offset - starting guess| searched (seconds): how wrong the "
         "device clock may be.",
     )
+    start_file: str | None = Field(
+        default=None,
+        description="A JSON file in the session folder (e.g. 'mic.json') in which this device "
+        "wrote when it started recording; it is the starting guess and wins over the clock "
+        "file. Its start is taken on the reference's clock, or, when the reference declares a "
+        "start file too, relative to the reference's start (offset = reference start - this "
+        "start).",
+    )
+    start_field: str = Field(
+        default="start_time_s",
+        description="start_file only: the field holding the start time in seconds (a dotted "
+        "path such as 'device.start_s' reaches into nested objects).",
+    )
+
+    @field_validator("start_file")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/") or not value):
+            raise ValueError(f"start_file {value!r}: expected a path inside the session folder")
+        return value
 
 
 class StreamSpec(_Model):

@@ -225,6 +225,8 @@ def _ingest_session(
     for name in spec.stream_names:
         try:
             src = layout.stream_source(raw, spec, sid, name, entries, listing)
+            if spec.streams[name].clock.start_file:
+                layout.read_start_time(raw, spec, sid, name)  # its starting guess must be readable
         except RawDataError as err:
             out.reject(name, _uri_reason(raw, err))
             continue

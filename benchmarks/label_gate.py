@@ -1,8 +1,8 @@
 """Label gate, side by side: the hand-written confident-learning flags against cleanlab's label-issue
 search on the same out-of-fold probabilities, on clean labels and with injected swaps (issue 22).
 
-    .venv/bin/python benchmarks/label_gate.py --demo 20             # the demo, 20 sessions
-    .venv/bin/python benchmarks/label_gate.py --raw DIR [--raw DIR]  # any raw root with a dataset.yaml
+    .venv/bin/python -m benchmarks.label_gate --demo 20             # the demo, 20 sessions
+    .venv/bin/python -m benchmarks.label_gate --raw DIR --truth DIR  # a raw root with a dataset.yaml
 
 Each raw root is ingested and aligned once at the defaults (its spec's clocks); the check's
 per-window features are computed once. Then, for each swap rate, `rate` of the labelled windows
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.real.compose import with_true_clocks
 from modalops.config.align import AlignConfig
 from modalops.config.data import IngestConfig
 from modalops.config.validate import ValidateConfig
@@ -48,33 +49,6 @@ def aligned_samples(raw_uri: str, work: Path):
     )
     samples = pd.concat([get_frame(out, k) for k in aligned.part_keys], ignore_index=True)
     return spec, samples
-
-
-def with_true_clocks(raw: Path, truth: Path, work: Path) -> str:
-    """A copy of `raw` whose spec reads each session's true clocks from a clock file and does not
-    estimate: the label gate is measured with alignment out of the question (as issue 22 did
-    with `align.mode: metadata`). `truth/<session>.json` is {stream: {offset_s, drift_ppm}}."""
-    import json
-    import shutil
-
-    import yaml
-
-    copy = work / "raw-true-clocks"
-    shutil.copytree(raw, copy)
-    doc = yaml.safe_load((copy / "dataset.yaml").read_text())
-    doc["sessions"]["clock_file"] = "true_clock.json"
-    for name, stream in doc["streams"].items():
-        if name != doc["reference"]:
-            stream["clock"] = {**stream.get("clock", {}), "initial": "file", "estimate": False}
-    (copy / "dataset.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    folder = doc["sessions"]["folder"]
-    for path in truth.glob("*.json"):
-        sid = path.stem
-        streams = {n: {"offset_s": c["offset_s"], "drift_ppm": c["drift_ppm"]}
-                   for n, c in json.loads(path.read_text()).items()}  # fmt: skip
-        target = copy / folder.format(session_id=sid) / "true_clock.json"
-        target.write_text(json.dumps({"streams": streams}))
-    return str(copy)
 
 
 def inject_swaps(

@@ -135,9 +135,45 @@ def test_old_checkpoints_are_refused_with_the_format(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": "modalops.classifier/1", "state_dict": {}}, str(path))
     with pytest.raises(
-        ValueError, match=r"expected format modalops.classifier/2, found 'modalops.classifier/1'"
+        ValueError,
+        match=r"expected format modalops.classifier/2 or modalops.classifier/3, found 'modalops.classifier/1'",
     ):
         load_classifier(path)
+
+
+def test_version_2_checkpoints_still_load_with_their_encoders(tmp_path):
+    """A model registered before issue 22 (format /2, no encoder_version in its config) loads
+    with the version-2 encoders and predicts what it predicted, so the promotion gate can still
+    re-score an older champion."""
+    import json
+
+    torch.manual_seed(0)
+    old = MultimodalClassifier(SPEC, SPEC.stream_names, hidden_dim=8, encoder_version=2).eval()
+    assert not any("norm.running_mean" in k for k in old.state_dict())
+    config = {k: v for k, v in old.config().items() if k != "encoder_version"}
+    path = tmp_path / "v2.pt"
+    torch.save(
+        {
+            "format": "modalops.classifier/2",
+            "config": config,
+            "labels": list(old.labels),
+            "streams": list(old.streams),
+            "window_s": old.window_s,
+            "state_dict": old.state_dict(),
+            "meta": json.loads("{}"),
+        },
+        str(path),
+    )
+    loaded, _ = load_classifier(path)
+    assert loaded.encoder_version == 2
+    inputs, presence = _batch(b=4)
+    assert torch.allclose(loaded(inputs, presence), old(inputs, presence))
+    # the current encoders carry normalisation buffers from the training data
+    new = MultimodalClassifier(SPEC, SPEC.stream_names, hidden_dim=8)
+    assert new.encoder_version == 3
+    assert {"encoders.audio.norm.running_mean", "encoders.camera.norm.running_mean"} <= set(
+        new.state_dict()
+    )
 
 
 def test_predict_proba_batches_raw_samples():

@@ -64,8 +64,12 @@ def _frame_features(frames: pd.DataFrame, folder: Path, t: float) -> np.ndarray:
         )
 
 
-def features(case: CaseOutput, window_s: float, hop_s: float) -> pd.DataFrame:
-    """One row per window: session, split, label and each stream's features (true clocks)."""
+def features(
+    case: CaseOutput, window_s: float, hop_s: float, splits: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per window: session, split, label and each stream's features (true clocks).
+    `splits` (session id -> 'train' / 'test') replaces the sessions table's archive split, e.g.
+    with the split of the platform's own dataset version; sessions it leaves out are dropped."""
     spec = yaml.safe_load((case.raw / "dataset.yaml").read_text())
     rows = []
     for sess in case.sessions.to_dict("records"):
@@ -83,7 +87,8 @@ def features(case: CaseOutput, window_s: float, hop_s: float) -> pd.DataFrame:
                 loaded[name] = pd.read_csv(folder / s["path"])
         duration = float(labels["end_s"].max())
         for t, label in _windows(labels, duration, window_s, hop_s):
-            row = {"session_id": sid, "split": sess.get("archive_split", ""), "label": label}
+            split = sess.get("archive_split", "") if splits is None else splits.get(sid, "")
+            row = {"session_id": sid, "split": split, "label": label}
             for name, s in spec["streams"].items():
                 clock = truth.get(name)
                 d0, d1 = (
@@ -120,13 +125,15 @@ def _model(kind: str):
     return RandomForestClassifier(n_estimators=200, random_state=0, n_jobs=1)
 
 
-def evaluate(case: CaseOutput, window_s: float, hop_s: float) -> dict[str, float]:
+def evaluate(
+    case: CaseOutput, window_s: float, hop_s: float, splits: dict[str, str] | None = None
+) -> dict[str, float]:
     """Macro-F1 on the test split of each stream's model and of their late fusion (the product
     rule: the sum of the streams' log-probabilities, floored at 1e-3)."""
     from sklearn.metrics import f1_score
 
     spec = yaml.safe_load((case.raw / "dataset.yaml").read_text())
-    df = features(case, window_s, hop_s)
+    df = features(case, window_s, hop_s, splits)
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
     out = {"train_windows": len(train), "test_windows": len(test)}
     log_p, classes = 0.0, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,3 +131,27 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
         if w.getnchannels() > 1:
             x = x.reshape(-1, w.getnchannels()).mean(axis=1)
     return x, rate
+
+
+def with_true_clocks(raw: Path, truth: Path, work: Path) -> str:
+    """A copy of `raw` whose spec reads each session's true clocks from a clock file and does not
+    estimate: the label gate is measured with alignment out of the question (as issue 22 did
+    with `align.mode: metadata`); truth files are read here for that purpose only. `truth/<session>.json` is {stream: {offset_s, drift_ppm}}."""
+    copy = Path(work) / "raw-true-clocks"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(raw, copy)
+    doc = yaml.safe_load((copy / "dataset.yaml").read_text())
+    doc["sessions"]["clock_file"] = "true_clock.json"
+    for name, stream in doc["streams"].items():
+        if name != doc["reference"]:
+            clock = {k: v for k, v in stream.get("clock", {}).items() if not k.startswith("start_")}
+            stream["clock"] = {**clock, "initial": "file", "estimate": False}
+    (copy / "dataset.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    folder = doc["sessions"]["folder"]
+    for path in truth.glob("*.json"):
+        sid = path.stem
+        streams = {n: {"offset_s": c["offset_s"], "drift_ppm": c["drift_ppm"]}
+                   for n, c in json.loads(path.read_text()).items()}  # fmt: skip
+        target = copy / folder.format(session_id=sid) / "true_clock.json"
+        target.write_text(json.dumps({"streams": streams}))
+    return str(copy)

@@ -21,7 +21,13 @@ class TrainConfig(Section):
     baselines: bool = Field(
         default=True, description="Train one single-stream baseline per stream."
     )
-    max_epochs: int = Field(default=12, ge=1, description="Training epochs per model.")
+    max_epochs: int = Field(default=12, ge=1, description="Training epochs per model (at most).")
+    early_stop_patience: int = Field(
+        default=5,
+        ge=0,
+        description="Stop a model's training when its validation macro-F1 has not improved for "
+        "this many epochs (the best epoch's weights are kept either way); 0: never stop early.",
+    )
     batch_size: int = Field(default=64, ge=1, description="Per-device batch size.")
     learning_rate: float = Field(default=3e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(default=1e-4, ge=0, description="AdamW weight decay.")

@@ -16,7 +16,7 @@ whose modules hold the kind's functions, each with a fixed name and signature:
 |              | `DRIFT_STATS` (stats compared against the champion's dataset)                |
 | `codec.py`   | `decode(payload, params, window_s) -> Tensor`; `shape(params, window_s)`;     |
 |              | `to_payload(value) -> payload` (serving input -> stored payload)             |
-| `encoder.py` | `build_encoder(params, shape, hidden) -> nn.Module` ([B, *shape] -> [B, H])  |
+| `encoder.py` | `build_encoder(params, shape, hidden, version) -> nn.Module` ([B, *shape] -> [B, H]; `version`: the checkpoint's encoder version, older ones kept loadable) |
 
 `codec.py` and `encoder.py` import only numpy, torch, PIL and the standard library (plus the
 kind's own params): the served model decodes with them.

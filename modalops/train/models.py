@@ -27,7 +27,12 @@ try:  # Lightning is a training dependency only; serving imports this module wit
 except ImportError:  # pragma: no cover - exercised only in a torch-only consumer environment
     LightningModule = nn.Module  # type: ignore[assignment,misc]
 
-CHECKPOINT_FORMAT = "modalops.classifier/2"  # /2: the dataset spec and window_s travel inside
+# /2: the dataset spec and window_s travel inside; /3: the encoders of ENCODER_VERSION 3 (input
+# normalisation from training statistics, the temporal audio encoder: issue 22). /2 checkpoints
+# still load, with the version-2 encoders, so a champion registered before can be re-scored.
+CHECKPOINT_FORMAT = "modalops.classifier/3"
+READABLE_FORMATS = {"modalops.classifier/2": 2, CHECKPOINT_FORMAT: 3}  # format -> encoder version
+ENCODER_VERSION = 3
 
 
 class MultimodalClassifier(nn.Module):
@@ -45,6 +50,7 @@ class MultimodalClassifier(nn.Module):
         streams: Sequence[str],
         hidden_dim: int = 32,
         window_s: float = 1.0,
+        encoder_version: int = ENCODER_VERSION,
     ):
         super().__init__()
         spec = spec if isinstance(spec, DatasetSpec) else parse_spec(dict(spec), "checkpoint spec")
@@ -59,13 +65,16 @@ class MultimodalClassifier(nn.Module):
         self.labels = list(spec.labels.classes)
         self.hidden_dim = hidden_dim
         self.window_s = float(window_s)
+        self.encoder_version = int(encoder_version)
         self.n_classes = len(self.labels)
         self._columns = [names.index(s) for s in self.streams]
         shapes = input_shapes(spec, self.window_s)
         self.input_shapes = {s: shapes[s] for s in self.streams}
         self.encoders = nn.ModuleDict(
             {
-                s: spec.kind_of(s).encoder.build_encoder(spec.params(s), shapes[s], hidden_dim)
+                s: spec.kind_of(s).encoder.build_encoder(
+                    spec.params(s), shapes[s], hidden_dim, self.encoder_version
+                )
                 for s in self.streams
             }
         )
@@ -85,6 +94,7 @@ class MultimodalClassifier(nn.Module):
             "streams": list(self.streams),
             "hidden_dim": self.hidden_dim,
             "window_s": self.window_s,
+            "encoder_version": self.encoder_version,
         }
 
     def forward(self, inputs: Mapping[str, torch.Tensor], presence: torch.Tensor) -> torch.Tensor:
@@ -226,13 +236,14 @@ def load_classifier(
         state = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for damaged or foreign files
         raise ValueError(f"{source}: not a readable modalops checkpoint ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         found = state.get("format") if isinstance(state, dict) else None
         raise ValueError(
             f"{source}: not a modalops classifier checkpoint (expected format "
-            f"{CHECKPOINT_FORMAT}, found {found!r})"
+            f"{' or '.join(sorted(READABLE_FORMATS))}, found {found!r})"
         )
     config = dict(state["config"])
+    config.setdefault("encoder_version", READABLE_FORMATS[state["format"]])
     spec = parse_spec(json.loads(config.pop("spec_json")), f"{source} (dataset spec)")
     model = MultimodalClassifier(spec, **config)
     model.load_state_dict(state["state_dict"])

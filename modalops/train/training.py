@@ -43,7 +43,7 @@ from modalops.train.balancing import shares_before_after, weights_from_counts
 from modalops.train.datamodule import SampleWeights, ShardDataModule
 from modalops.train.decoded_cache import default_cache_dir
 from modalops.train.hardware import DeviceFacts, resolve_cpu_threads, resolve_hardware
-from modalops.train.models import ClassifierModule, save_checkpoint
+from modalops.train.models import CHECKPOINT_FORMAT, ClassifierModule, save_checkpoint
 from modalops.train.resume import (
     FaultInjection,
     ResumeCheckpoints,
@@ -114,6 +114,8 @@ def train_cache_key(
         "streams": list(streams),
         "train": cfg.model_dump(mode="json", exclude=set(NOT_IN_CACHE_KEY)),
         "modalops": modalops.__version__,
+        # a checkpoint of another format (another architecture) is not what training makes now
+        "checkpoint_format": CHECKPOINT_FORMAT,
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -349,6 +351,15 @@ class _BestWeights(Callback):
             self._write()
 
 
+def _early_stopping(cfg: TrainConfig) -> list[Callback]:
+    """Lightning's EarlyStopping on val_macro_f1 (the metric _BestWeights keeps the best of)."""
+    if cfg.early_stop_patience <= 0:
+        return []
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    return [EarlyStopping("val_macro_f1", mode="max", patience=cfg.early_stop_patience)]
+
+
 def _strategy(cfg: TrainConfig, backend: str) -> Any:
     if cfg.world_size > 1:
         return DDPStrategy(process_group_backend=backend)
@@ -423,6 +434,7 @@ def fit(job: dict[str, Any]) -> dict[str, Any] | None:
             ),
             FaultInjection(),
             _ReturnFreedMemory(),
+            *_early_stopping(cfg),
         ],
         enable_checkpointing=False,  # _BestWeights and ResumeCheckpoints write what we keep
         enable_progress_bar=False,

@@ -19,6 +19,6 @@ class TextEncoder(nn.Module):
         return self.net(x)
 
 
-def build_encoder(params: Any, shape: tuple[int, ...], hidden: int) -> nn.Module:
-    """The encoder for bags of `shape` (dim,) -> [B, hidden]."""
+def build_encoder(params: Any, shape: tuple[int, ...], hidden: int, version: int = 3) -> nn.Module:
+    """The encoder for bags of `shape` (dim,) -> [B, hidden] (the same in every version)."""
     return TextEncoder(int(shape[0]), hidden)

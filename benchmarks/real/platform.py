@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -62,8 +63,11 @@ def recording_seconds(case: CaseOutput) -> float:
 
 
 def run_pipeline(case: CaseOutput, work: Path, api_url: str) -> dict:
-    """`modalops run` on the case with its true clocks; the run's summary."""
-    work.mkdir(parents=True, exist_ok=True)
+    """`modalops run` on the case with its true clocks, in a fresh folder (a store left by an
+    earlier run would hand back its trained models from the cache: no training to time); the
+    run's summary."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     raw = with_true_clocks(case.raw, case.truth, work)
     cfg = {
         "name": f"real-{case.name}",
@@ -85,7 +89,8 @@ def run_pipeline(case: CaseOutput, work: Path, api_url: str) -> dict:
     (work / "run.log").write_text(done.stdout + "\n" + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"{case.name}: modalops run failed; see {work / 'run.log'}")
-    return json.loads(done.stdout[done.stdout.index("{\n") :])
+    # the summary is the JSON object the command prints; Prefect's log lines may follow it
+    return json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{\n") :])[0]
 
 
 def platform_splits(store_uri: str, version: str) -> dict[str, str]:
@@ -102,7 +107,7 @@ def platform_splits(store_uri: str, version: str) -> dict[str, str]:
 
 
 def case_row(name: str, case: CaseOutput, summary: dict, classical: dict, seconds: float) -> dict:
-    metrics = summary["metrics"]
+    metrics = summary["headline"]
     uni = summary["unimodal_macro_f1"]
     streams = [s for s in classical if s not in ("fused", "train_windows", "test_windows")]
     best_classical = max(classical[s] for s in streams)

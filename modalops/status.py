@@ -104,9 +104,7 @@ def _run_line(run: dict[str, Any], names: dict[str, str]) -> RunLine:
         deployment=names.get(str(run.get("deployment_id")), ""),
         state=run.get("state_name") or state.get("name") or "",
         when=when,
-        message=(state.get("message") or "").strip().splitlines()[0]
-        if state.get("message")
-        else "",
+        message=next(iter((state.get("message") or "").strip().splitlines()), ""),
     )
 
 

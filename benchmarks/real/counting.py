@@ -17,10 +17,8 @@ import numpy as np
 from benchmarks.real.compose import CaseOutput, CaseWriter
 from benchmarks.real.speech import (
     FPS,
-    TEST_VOICES,
-    TRAIN_VOICES,
-    images_by_digit,
     spec,
+    speech_sessions,
     write_session,
 )
 
@@ -42,21 +40,18 @@ def schedule(rng: np.random.Generator, duration_s: float) -> list[tuple[float, i
 def build(out: Path, cache: Path, sessions_per_split: int = 6, seed: int = 2) -> CaseOutput:
     rng = np.random.default_rng(seed)
     w = CaseWriter(out, "counting")
-    for half, (split, voices) in enumerate((("train", TRAIN_VOICES), ("test", TEST_VOICES))):
-        images = images_by_digit(half)
-        for i in range(sessions_per_split):
-            sid, voice = f"{split}-{i:02d}", voices[i % len(voices)]
-            start = float(rng.uniform(-4.0, 4.0))
-            snr = float(rng.uniform(0.0, 10.0))
-            clock = write_session(w, sid, rng, schedule(rng, DURATION_S), DURATION_S, voice, snr,
-                                  mic_start_s=start, mic_ppm=float(rng.uniform(-30, 30)),
-                                  images=images)  # fmt: skip
-            # what the recorder believed: its start time, good to a quarter second
-            belief = start + float(rng.uniform(-0.25, 0.25))
-            (w.folder(sid) / "mic.json").write_text(
-                json.dumps({"device": "mic", "start_time_s": round(belief, 3)})
-            )
-            w.session(sid, {"mic": clock}, voice=voice, archive_split=split, snr_db=round(snr, 2))
+    for split, sid, voice, images in speech_sessions(sessions_per_split):
+        start = float(rng.uniform(-4.0, 4.0))
+        snr = float(rng.uniform(0.0, 10.0))
+        clock = write_session(w, sid, rng, schedule(rng, DURATION_S), DURATION_S, voice, snr,
+                              mic_start_s=start, mic_ppm=float(rng.uniform(-30, 30)),
+                              images=images)  # fmt: skip
+        # what the recorder believed: its start time, good to a quarter second
+        belief = start + float(rng.uniform(-0.25, 0.25))
+        (w.folder(sid) / "mic.json").write_text(
+            json.dumps({"device": "mic", "start_time_s": round(belief, 3)})
+        )
+        w.session(sid, {"mic": clock}, voice=voice, archive_split=split, snr_db=round(snr, 2))
     mic_clock = {"start_file": "mic.json", "start_field": "start_time_s", "search_s": 0.55}
     table = w.finish(spec("real-counting", mic_clock))
     return CaseOutput("counting", w.raw, w.truth, "display", ["mic"], TOLERANCE_S, 1 / FPS,

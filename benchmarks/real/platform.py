@@ -106,7 +106,7 @@ def platform_splits(store_uri: str, version: str) -> dict[str, str]:
     }
 
 
-def case_row(name: str, case: CaseOutput, summary: dict, classical: dict, seconds: float) -> dict:
+def case_row(name: str, summary: dict, classical: dict, seconds: float) -> dict:
     metrics = summary["headline"]
     uni = summary["unimodal_macro_f1"]
     streams = [s for s in classical if s not in ("fused", "train_windows", "test_windows")]
@@ -147,7 +147,7 @@ def main() -> None:
             cfg = CONFIGS[name]["align"]
             splits = platform_splits(str(work / "store"), summary["dataset_version"])
             classical = evaluate(case, cfg["window_s"], cfg["hop_s"], splits=splits)
-            rows.append(case_row(name, case, summary, classical, recording_seconds(case)))
+            rows.append(case_row(name, summary, classical, recording_seconds(case)))
             print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
     finally:
         server.stop()

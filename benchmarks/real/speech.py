@@ -181,3 +181,14 @@ def spec(name: str, mic_clock: dict) -> dict:
         "labels": {"classes": CLASSES, "source": "intervals", "path": "labels.csv"},
         "metadata": {"subject": "voice", "columns": ["archive_split"], "slices": ["archive_split"]},
     }  # fmt: skip
+
+
+def speech_sessions(sessions_per_split: int):
+    """(split, session id, voice, that split's digit images) of a speech case's sessions, train
+    first: train sessions use the train voices and one half of the handwritten digits, test
+    sessions the other voices and half. Draws nothing: each case draws its sessions' randomness
+    in its own order."""
+    for half, (split, voices) in enumerate((("train", TRAIN_VOICES), ("test", TEST_VOICES))):
+        images = images_by_digit(half)
+        for i in range(sessions_per_split):
+            yield split, f"{split}-{i:02d}", voices[i % len(voices)], images

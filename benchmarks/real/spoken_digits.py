@@ -16,10 +16,8 @@ import numpy as np
 from benchmarks.real.compose import CaseOutput, CaseWriter
 from benchmarks.real.speech import (
     FPS,
-    TEST_VOICES,
-    TRAIN_VOICES,
-    images_by_digit,
     spec,
+    speech_sessions,
     write_session,
 )
 
@@ -39,16 +37,13 @@ def schedule(rng: np.random.Generator, duration_s: float) -> list[tuple[float, i
 def build(out: Path, cache: Path, sessions_per_split: int = 12, seed: int = 1) -> CaseOutput:
     rng = np.random.default_rng(seed)
     w = CaseWriter(out, "spoken_digits")
-    for half, (split, voices) in enumerate((("train", TRAIN_VOICES), ("test", TEST_VOICES))):
-        images = images_by_digit(half)
-        for i in range(sessions_per_split):
-            sid, voice = f"{split}-{i:02d}", voices[i % len(voices)]
-            onsets = schedule(rng, DURATION_S)
-            snr = float(rng.uniform(-5.0, 0.0))
-            clock = write_session(w, sid, rng, onsets, DURATION_S, voice, snr,
-                                  mic_start_s=float(rng.uniform(-6.0, 6.0)),
-                                  mic_ppm=float(rng.uniform(-30, 30)), images=images)  # fmt: skip
-            w.session(sid, {"mic": clock}, voice=voice, archive_split=split, snr_db=round(snr, 2))
+    for split, sid, voice, images in speech_sessions(sessions_per_split):
+        onsets = schedule(rng, DURATION_S)
+        snr = float(rng.uniform(-5.0, 0.0))
+        clock = write_session(w, sid, rng, onsets, DURATION_S, voice, snr,
+                              mic_start_s=float(rng.uniform(-6.0, 6.0)),
+                              mic_ppm=float(rng.uniform(-30, 30)), images=images)  # fmt: skip
+        w.session(sid, {"mic": clock}, voice=voice, archive_split=split, snr_db=round(snr, 2))
     table = w.finish(spec("real-spoken-digits", {"initial": "zero", "search_s": 8.0}))
     return CaseOutput("spoken_digits", w.raw, w.truth, "display", ["mic"], TOLERANCE_S, 1 / FPS,
                       ["speech in noise at -5..0 dB SNR", "a none pause class"], table)  # fmt: skip

@@ -76,6 +76,44 @@ class Service:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+LOOPBACK_IPS = frozenset({"127.0.0.1", "::1"})
+
+
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """(ip, port) of every socket listening in process `pid` and its descendants."""
+    import psutil
+
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    found: set[tuple[str, int]] = set()
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for conn in proc.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr:
+                    found.add((conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def require_loopback(service: Service) -> Service:
+    """The started `service`, once no socket of its process tree listens beyond loopback;
+    otherwise it is stopped and the error names what it listened on. Every server the project
+    starts passes through here: a flag or an environment variable that widens a bind (a
+    PREFECT_SERVER_API_HOST exported in the shell, say) is caught on the live process."""
+    assert service.proc is not None
+    wide = sorted(
+        (ip, port) for ip, port in listening_addresses(service.proc.pid) if ip not in LOOPBACK_IPS
+    )
+    if wide:
+        service.stop()
+        shown = ", ".join(f"{ip}:{port}" for ip, port in wide)
+        raise ServiceError(
+            f"{service.name} listened on {shown}, beyond loopback (127.0.0.1): stopped it. "
+            f"Unset whatever widened its bind (see {service.log_path}); to serve a team, put an "
+            "authenticating proxy in front (infra/README.md)"
+        )
+    return service
+
+
 def _spawn(name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
@@ -122,8 +160,9 @@ def start_prefect_server(
     if not wait_http(f"{api}/health", timeout_s, proc):
         Service("prefect", api, proc, log_path).stop()
         raise ServiceError(f"Prefect server did not become healthy on port {port}; see {log_path}")
+    service = require_loopback(Service("prefect", api, proc, log_path, log_offset))
     (home / "server.pid").write_text(f"{proc.pid} {port} {log_offset}\n")
-    return Service("prefect", api, proc, log_path, log_offset)
+    return service
 
 
 def recorded_prefect_api(home: Path) -> str | None:
@@ -227,7 +266,7 @@ def start_s3_server(log_dir: Path, port: int | None = None, timeout_s: float = 6
     if not wait_http(f"{url}/moto-api/", timeout_s, proc):
         Service("moto", url, proc, log_path).stop()
         raise ServiceError(f"moto S3 server did not start on port {port}; see {log_path}")
-    return Service("moto", url, proc, log_path)
+    return require_loopback(Service("moto", url, proc, log_path))
 
 
 def start_mlflow_server(
@@ -259,7 +298,7 @@ def start_mlflow_server(
     if not wait_http(f"{url}/health", timeout_s, proc):
         Service("mlflow", url, proc, log_path).stop()
         raise ServiceError(f"MLflow server did not start on 127.0.0.1:{port}; see {log_path}")
-    return Service("mlflow", url, proc, log_path)
+    return require_loopback(Service("mlflow", url, proc, log_path))
 
 
 DEFAULT_WORK_POOL = "modalops-process"
@@ -362,7 +401,7 @@ def start_prefect_worker(
     log_path = home / f"worker-{pool}.log"
     cmd = [prefect_bin, "worker", "start", "--pool", pool, "--type", "process", "--name", name]
     proc = _spawn("prefect-worker", cmd, worker_env, log_path)
-    service = Service("prefect-worker", api_url, proc, log_path)
+    service = require_loopback(Service("prefect-worker", api_url, proc, log_path))
     deadline = time.monotonic() + timeout_s
     while not _worker_online(api_url, pool, name):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -537,3 +537,21 @@ def test_the_job_template_is_what_the_kubernetes_work_pool_takes():
     assert {"configMapRef": {"name": config["metadata"]["name"]}} in refs
     assert {"secretRef": {"name": "modalops-s3"}} in refs
     assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(template)
+
+
+def test_the_recipe_without_containers_binds_loopback():
+    """The plain-process recipe (infra/README.md) and its env file start servers on loopback:
+    a Prefect server has no users, and a worker runs whatever a deployment says."""
+    env = dict(
+        line.split("=", 1)
+        for line in (INFRA / "prefect-server.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["PREFECT_SERVER_API_HOST"] == "127.0.0.1"
+    readme = (INFRA / "README.md").read_text()
+    recipe = readme.split("## Without containers", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"`([^`]*(?:prefect server start|mlflow server)[^`]*)`", recipe)
+    assert len(commands) == 2, commands
+    for cmd in commands:
+        assert re.search(r"--host 127\.0\.0\.1\b", cmd), cmd
+    assert "0.0.0.0" not in recipe.replace("0.0.0.0 *inside* their network", "")

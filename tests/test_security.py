@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import pickle
 import re
+import sys
 import tarfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -312,6 +314,7 @@ def spawned(monkeypatch):
 
     for mod in (services, ls_service):
         monkeypatch.setattr(mod, "_spawn", fake_spawn)
+        monkeypatch.setattr(mod, "require_loopback", lambda service: service)
         monkeypatch.setattr(mod, "wait_http", lambda *a, **k: True)
     monkeypatch.setattr(services, "_worker_online", lambda *a, **k: True)
     monkeypatch.setattr(
@@ -332,14 +335,20 @@ def _host_args(cmd: list[str]) -> list[str]:
 
 def test_every_started_server_binds_loopback(spawned, tmp_path):
     from modalops.review.service import start_label_studio
-    from modalops.services import start_prefect_server, start_prefect_worker, start_s3_server
+    from modalops.services import (
+        start_mlflow_server,
+        start_prefect_server,
+        start_prefect_worker,
+        start_s3_server,
+    )
 
     start_prefect_server(tmp_path / "prefect")
     start_s3_server(tmp_path)
     start_label_studio(tmp_path / "ls", port=18089)
     start_prefect_worker(tmp_path / "worker", "http://127.0.0.1:4200/api")
+    start_mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "mlflow")
     names = [c[0] for c in spawned]
-    assert names == ["prefect", "moto", "label-studio", "prefect-worker"]
+    assert names == ["prefect", "moto", "label-studio", "prefect-worker", "mlflow"]
     for name, cmd, env in spawned:
         line = " ".join(cmd)
         assert "0.0.0.0" not in line and "::" not in _host_args(cmd), (name, line)
@@ -384,6 +393,35 @@ def _listening_ips(port: int) -> set[str]:
         for c in psutil.net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
     }
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "127.0.0.1"])
+def test_a_started_server_listening_beyond_loopback_is_stopped_and_named(tmp_path, bind):
+    """The live check every start_* ends with: a real process listening on 0.0.0.0 is refused
+    (and stopped); the same process on 127.0.0.1 passes."""
+    from modalops.services import (
+        Service,
+        ServiceError,
+        _spawn,
+        free_port,
+        require_loopback,
+        wait_http,
+    )
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "http.server", "--bind", bind, str(port)]
+    proc = _spawn("http", cmd, dict(os.environ), tmp_path / "http.log")
+    service = Service("http", f"http://127.0.0.1:{port}", proc, tmp_path / "http.log")
+    try:
+        assert wait_http(f"{service.url}/", 30, proc)
+        if bind == "127.0.0.1":
+            assert require_loopback(service) is service and proc.poll() is None
+        else:
+            with pytest.raises(ServiceError, match=rf"http listened on 0\.0\.0\.0:{port}"):
+                require_loopback(service)
+            assert proc.wait(timeout=10) is not None  # stopped
+    finally:
+        service.stop()
 
 
 def test_running_prefect_and_moto_listen_on_loopback_only(prefect_api, s3_server):

@@ -25,6 +25,7 @@ from modalops.services import (
     ServiceError,
     _spawn,
     port_is_open,
+    require_loopback,
     stop_group,
     wait_http,
 )
@@ -187,8 +188,9 @@ def start_label_studio(
     if not wait_http(f"{url}/health", timeout_s, proc):
         Service("label-studio", url, proc, log_path).stop()
         raise ServiceError(f"Label Studio did not become healthy on {url}; see {log_path}")
+    service = require_loopback(Service("label-studio", url, proc, log_path))
     (home / "server.pid").write_text(f"{proc.pid} {port}\n")
-    return Service("label-studio", url, proc, log_path)
+    return service
 
 
 def _pid_port(home: Path) -> tuple[int, int] | None:

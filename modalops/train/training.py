@@ -16,6 +16,7 @@ run would. It is deleted once the model is committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ from modalops.train.datamodule import SampleWeights, ShardDataModule
 from modalops.train.decoded_cache import default_cache_dir
 from modalops.train.hardware import DeviceFacts, resolve_cpu_threads, resolve_hardware
 from modalops.train.models import CHECKPOINT_FORMAT, ClassifierModule, save_checkpoint
+from modalops.train.rendezvous import loopback_store
 from modalops.train.resume import (
     FaultInjection,
     ResumeCheckpoints,
@@ -514,9 +516,22 @@ def _ranks_shards(work_dir: Path, split: str = "train") -> dict[int, list[str]]:
     return {rank: sorted(urls) for rank, urls in sorted(out.items())}
 
 
-def _run_subprocess(job_path: Path, work_dir: Path, model_id: str, timeout_s: int) -> None:
+def _run_subprocess(
+    job_path: Path, work_dir: Path, model_id: str, timeout_s: int, ranks: int
+) -> None:
+    """Run the worker in a subprocess; with several ranks, on a rendezvous that this process
+    hosts on loopback (modalops.train.rendezvous), never on every interface."""
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if ranks > 1:
+            env.update(stack.enter_context(loopback_store(timeout_s)))
+        _run_worker(job_path, work_dir, model_id, timeout_s, env)
+
+
+def _run_worker(
+    job_path: Path, work_dir: Path, model_id: str, timeout_s: int, env: dict[str, str]
+) -> None:
     log_path = work_dir / "train.log"
-    env = dict(os.environ)
     # rank 0 of the worker must import this package even when the caller runs from elsewhere
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")) if p
@@ -645,7 +660,7 @@ def train_model(
     job_path = write_job(store, manifest, cfg, model_id, streams, work_dir, endpoint_url, tracking)
     job = json.loads(job_path.read_text())
     if cfg.devices > 1 or cfg.isolated:
-        _run_subprocess(job_path, job_path.parent, model_id, cfg.timeout_s)
+        _run_subprocess(job_path, job_path.parent, model_id, cfg.timeout_s, cfg.world_size)
     else:
         fit(job)
     return commit_job(job, store)

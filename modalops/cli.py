@@ -107,7 +107,7 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 def format_summary(summary: dict, cfg, seconds: float) -> str:
     """The short table printed after a run (`modalops run --summary`, `make demo`)."""
-    from modalops.register.registry import redact_uri
+    from modalops.secrets import redact_uri
 
     uri = redact_uri(cfg.registry.tracking_uri)  # never the database password it may carry
     uni = summary["unimodal_macro_f1"]

@@ -58,6 +58,36 @@ def test_only_pipeline_config_parameters_get_the_config():
     assert flow_parameters(lambda limit=3: None, cfg) == {}
 
 
+def test_a_tracking_password_travels_as_a_reference_never_masked(monkeypatch):
+    """A deployment's parameters are a JSON dump: a `${VAR}` password stays a reference that
+    the run expands from the worker's environment; a password written out is refused at deploy
+    (before: stored as `***`, which the run then sent as the password, without a word)."""
+
+    def flow_fn(cfg: PipelineConfig) -> None: ...
+
+    monkeypatch.setenv("MODALOPS_TEST_DB_PW", "s3cretpw")
+    ref = "postgresql://mlflow:${MODALOPS_TEST_DB_PW}@db.internal:5432/mlflow"
+    cfg = load_config([], [f"registry.tracking_uri={ref}"])
+    assert cfg.registry.tracking_uri == "postgresql://mlflow:s3cretpw@db.internal:5432/mlflow"
+    params = flow_parameters(flow_fn, cfg)
+    assert params["cfg"]["registry"]["tracking_uri"] == ref
+    assert "s3cretpw" not in str(params)
+    # the run validates the stored parameters where the worker has the variable
+    run_cfg = PipelineConfig.model_validate(params["cfg"])
+    assert run_cfg.registry.tracking_uri == cfg.registry.tracking_uri
+    monkeypatch.delenv("MODALOPS_TEST_DB_PW")
+    with pytest.raises(ValueError, match=r"names \$\{MODALOPS_TEST_DB_PW\}, which is not set"):
+        PipelineConfig.model_validate(params["cfg"])
+
+    literal = load_config([], ["registry.tracking_uri=postgresql://mlflow:pw@db/mlflow"])
+    with pytest.raises(ValueError, match=r"password written out.*\$\{MLFLOW_DB_PASSWORD\}"):
+        flow_parameters(flow_fn, literal)
+    masked = literal.model_dump(mode="json")  # what such a deployment used to store
+    assert masked["registry"]["tracking_uri"] == "postgresql://mlflow:***@db/mlflow"
+    with pytest.raises(ValueError, match=r"the password is the mask '\*\*\*'"):
+        PipelineConfig.model_validate(masked)
+
+
 def test_training_deployment_on_the_process_pool_with_a_utc_cron(prefect_api):
     cfg = load_config([REPO / "configs" / "ci.yaml"], ["train.max_epochs=4"])
     settings = DeploySettings(pool="modalops-test-deploy", cron="15 4 * * 1")

@@ -206,3 +206,30 @@ def test_cli_prints_the_plan_and_json(tmp_path, monkeypatch):
     assert doc["dominating_stage"] == "align"
     bad = CliRunner().invoke(app, [*args[:3], "--set", "store.uri=" + str(tmp_path / "none")])
     assert bad.exit_code == 2 and "no finished run" in bad.output
+
+
+def test_cli_never_prints_the_tracking_password(tmp_path, monkeypatch):
+    """A tracking server that does not answer: the error names the URI with its password
+    masked (MLflow's own message carries the whole URL), exit 2, no traceback."""
+    from typer.testing import CliRunner
+
+    from modalops.cli import app
+    from modalops.services import free_port
+
+    store, _uri = _world(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    dead = f"http://analyst:s3cretpw@127.0.0.1:{free_port()}"
+    args = [
+        "plan", "--hours-per-day", "3",
+        "--set", f"store.uri={tmp_path / 'store'}",
+        "--set", f"registry.tracking_uri={dead}",
+        "--set", f"registry.experiment={EXPERIMENT}",
+    ]  # fmt: skip
+    out = CliRunner().invoke(app, args)
+    shown = out.output + "".join(map(str, [out.exception or ""]))
+    assert "s3cretpw" not in shown, shown
+    assert out.exit_code == 2, shown
+    assert "analyst:***@127.0.0.1" in out.output

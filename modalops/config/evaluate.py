@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
-from pydantic import Field, field_serializer, model_validator
+from pydantic import Field, PrivateAttr, field_serializer, model_validator
 
 from modalops.config.base import Section
+from modalops.secrets import env_refs, expand_env_refs, redact_uri, uri_password
 
 
 class EvaluateConfig(Section):
@@ -101,13 +101,34 @@ class RegistryConfig(Section):
     )
     experiment: str = Field(default="modalops", description="MLflow experiment name.")
 
+    _tracking_uri_ref: str | None = PrivateAttr(default=None)
+
     @field_serializer("tracking_uri", when_used="json")
-    def _masked_tracking_uri(self, value: str) -> str:
-        # JSON dumps go to Prefect (flow-run parameters) and MLflow params: never the database
-        # password a tracking URI may carry (give it to a deployment via PGPASSWORD instead)
-        return re.sub(
-            r"(?P<s>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<u>[^:/@]+):[^@/]+@", r"\g<s>\g<u>:***@", value
-        )
+    def _tracking_uri_for_json(self, value: str) -> str:
+        # JSON dumps go to Prefect (deployment and flow-run parameters) and MLflow params: the
+        # `${VAR}` form the user wrote travels as written (the worker expands it); a literal
+        # password is masked (deploy refuses such a config: its runs could not connect)
+        return self._tracking_uri_ref or redact_uri(value)
+
+    @model_validator(mode="after")
+    def _expand_env_refs(self) -> RegistryConfig:
+        value = self.tracking_uri
+        field = "registry.tracking_uri"
+        if env_refs(value):
+            self._tracking_uri_ref = value
+            # straight into the dict: an assignment would validate (and come back here) again
+            self.__dict__["tracking_uri"] = expand_env_refs(value, field)
+        elif (
+            self._tracking_uri_ref is None
+            or expand_env_refs(self._tracking_uri_ref, field) != value
+        ):
+            self._tracking_uri_ref = None
+            expand_env_refs(value, field)  # refuses a masked password
+        return self
+
+    def tracking_uri_has_literal_password(self) -> bool:
+        """Whether the tracking URI carries a password written out, not a `${VAR}` reference."""
+        return self._tracking_uri_ref is None and uri_password(self.tracking_uri) is not None
 
     model_name: str = Field(default="modalops-fused", description="Registered model name.")
     artifact_location: str | None = Field(

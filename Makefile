@@ -40,13 +40,16 @@ bench-real: $(STAMP) real-data-deps
 	$(BIN)/python -m benchmarks.real
 
 # Debian packages the tests drive: chromium (tests/test_ui.py, through Playwright; no browser
-# download) and docker-compose (tests/test_infra.py validates infra/compose.yaml offline; there
-# is no daemon). One apt-get run, only for what is missing.
+# download), docker-compose (tests/test_infra.py validates infra/compose.yaml offline; there
+# is no daemon) and, when no PostgreSQL answers on 127.0.0.1:5432, postgresql's server binaries
+# (the `postgres` fixture in tests/conftest.py then starts a private cluster; the system service
+# is not needed). One apt-get run, only for what is missing.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	python3 -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 browser compose: system-deps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -138,6 +139,85 @@ def label_studio(tmp_path_factory) -> Iterator[dict]:
     finally:
         stop_label_studio(home)
         state["service"].stop()
+
+
+def _postgres_answers(dsn: str) -> bool:
+    """Whether `user@host:port` accepts a trust-auth connection to its `postgres` database."""
+    import psycopg
+
+    try:
+        with psycopg.connect(f"postgresql://{dsn}/postgres", connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _initdb() -> Path | None:
+    """Debian's PostgreSQL server binaries (package `postgresql`, installed by make
+    system-deps when no server answers), newest version first."""
+    import glob
+    import shutil
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    which = shutil.which("initdb")
+    return Path(found[0]) if found else (Path(which) if which else None)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[str]:
+    """A PostgreSQL cluster of our own in a fresh temp folder (initdb, trust auth, 127.0.0.1, a
+    free port; as root it runs as the `postgres` user, since initdb refuses root, in a folder
+    that user can reach); yields `user@host:port`, stops it and removes the folder on exit."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from modalops.services import free_port
+
+    initdb = _initdb()
+    if initdb is None:
+        pytest.fail(
+            "no PostgreSQL answers on 127.0.0.1:5432 and no initdb to start one: run "
+            "`make system-deps` (installs Debian's postgresql) or set MODALOPS_TEST_PG"
+        )
+    data = Path(tempfile.mkdtemp(prefix="modalops-test-postgres-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    db = str(data / "db")
+    subprocess.run(
+        [*as_user, str(initdb), "-D", db, "-U", "postgres", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    pg_ctl = [*as_user, str(initdb.with_name("pg_ctl")), "-D", db]
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [*pg_ctl, "-o", opts, "-l", str(data / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """`user@host:port` of a PostgreSQL server with trust auth: $MODALOPS_TEST_PG, else this
+    machine's server on 127.0.0.1:5432, else a private cluster (`private_postgres`)."""
+    if os.environ.get("MODALOPS_TEST_PG"):
+        yield os.environ["MODALOPS_TEST_PG"]
+    elif _postgres_answers("postgres@127.0.0.1:5432"):
+        yield "postgres@127.0.0.1:5432"
+    else:
+        with private_postgres() as dsn:
+            yield dsn
 
 
 def fail_on_server_service_errors(server: Service) -> None:

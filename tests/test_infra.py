@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from modalops.services import DEFAULT_WORK_POOL
-from tests.conftest import REPO
+from tests.conftest import REPO, _initdb, _postgres_answers, private_postgres
 
 INFRA = REPO / "infra"
 K8S = INFRA / "k8s"
@@ -555,3 +555,23 @@ def test_the_recipe_without_containers_binds_loopback():
     for cmd in commands:
         assert re.search(r"--host 127\.0\.0\.1\b", cmd), cmd
     assert "0.0.0.0" not in recipe.replace("0.0.0.0 *inside* their network", "")
+
+
+@pytest.mark.skipif(_initdb() is None, reason="no PostgreSQL server binaries (make system-deps)")
+def test_the_tests_private_postgres_starts_answers_on_loopback_and_stops():
+    """The `postgres` fixture's fallback where no server answers on 127.0.0.1:5432 (this
+    machine has one, so the fallback is exercised here, not by the fixture)."""
+    import psutil
+
+    from modalops.services import listening_addresses
+
+    with private_postgres() as dsn:
+        assert _postgres_answers(dsn)
+        port = int(dsn.rsplit(":", 1)[1])
+        [pid] = {
+            c.pid
+            for c in psutil.net_connections("inet")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+        }
+        assert {ip for ip, p in listening_addresses(pid) if p == port} == {"127.0.0.1"}
+    assert not _postgres_answers(dsn)

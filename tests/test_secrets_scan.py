@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -30,7 +29,6 @@ from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow]
 
-PG = os.environ.get("MODALOPS_TEST_PG", "postgres@127.0.0.1:5432")
 TEXT_SUFFIXES = (".json", ".jsonl", ".md", ".yaml", ".yml", ".txt", ".html", ".csv", ".log")
 
 
@@ -175,9 +173,9 @@ def scan_files(root: Path, planted: dict[str, str]) -> list[str]:
 # ---- one pipeline run, shared by the scans -----------------------------------------------------
 
 
-def _fresh_pg_database() -> tuple[sqlalchemy.Engine, str]:
+def _fresh_pg_database(pg: str) -> tuple[sqlalchemy.Engine, str]:
     admin = sqlalchemy.create_engine(
-        f"postgresql+psycopg://{PG}/postgres",
+        f"postgresql+psycopg://{pg}/postgres",
         isolation_level="AUTOCOMMIT",
         poolclass=sqlalchemy.pool.NullPool,
     )
@@ -186,12 +184,12 @@ def _fresh_pg_database() -> tuple[sqlalchemy.Engine, str]:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     except sqlalchemy.exc.OperationalError as err:
-        pytest.fail(f"PostgreSQL at {PG} is not reachable (set MODALOPS_TEST_PG): {err}")
+        pytest.fail(f"PostgreSQL at {pg} is not reachable (set MODALOPS_TEST_PG): {err}")
     return admin, name
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(s3_server, prefect_api, tmp_path_factory) -> Iterator[dict]:
+def pipeline_run(s3_server, prefect_api, tmp_path_factory, postgres) -> Iterator[dict]:
     import boto3
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import (
@@ -209,8 +207,8 @@ def pipeline_run(s3_server, prefect_api, tmp_path_factory) -> Iterator[dict]:
         "LABEL_STUDIO_API_KEY": _token("lskey"),
         "database password": _token("dbpw"),
     }
-    user, _, hostport = PG.partition("@")
-    admin, db = _fresh_pg_database()
+    user, _, hostport = postgres.partition("@")
+    admin, db = _fresh_pg_database(postgres)
     # trust auth on the test server: the password is sent and ignored, so it is a real
     # credential as far as modalops can tell
     tracking_uri = f"postgresql+psycopg://{user}:{planted['database password']}@{hostport}/{db}"

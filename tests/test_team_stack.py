@@ -5,14 +5,13 @@ another fresh PostgreSQL database (psycopg2), the real training flow on a tiny d
 record is read back three ways: the Prefect API, the MLflow client, and SQL on the two databases
 themselves (so a silent fallback to SQLite could not pass). Both databases are dropped afterwards.
 
-Needs the PostgreSQL server on 127.0.0.1:5432 with trust auth for user `postgres` (the CI
-machine's); set MODALOPS_TEST_PG to point elsewhere.
+PostgreSQL comes from the `postgres` fixture (tests/conftest.py): $MODALOPS_TEST_PG, else the
+machine's server on 127.0.0.1:5432 with trust auth, else a private cluster the tests start.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,27 +34,25 @@ from tests.conftest import QUICK_PIPELINE, REPO, fail_on_server_service_errors
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-PG = os.environ.get("MODALOPS_TEST_PG", "postgres@127.0.0.1:5432")
 
-
-def _admin_engine() -> sqlalchemy.Engine:
+def _admin_engine(pg: str) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
-        f"postgresql://{PG}/postgres",
+        f"postgresql://{pg}/postgres",
         isolation_level="AUTOCOMMIT",
         poolclass=sqlalchemy.pool.NullPool,
     )
 
 
 @contextmanager
-def fresh_databases(*prefixes: str) -> Iterator[list[str]]:
+def fresh_databases(pg: str, *prefixes: str) -> Iterator[list[str]]:
     """One new, empty PostgreSQL database per prefix (unique names); dropped on exit."""
     names = [f"{p}_{uuid.uuid4().hex[:12]}" for p in prefixes]
-    engine = _admin_engine()
+    engine = _admin_engine(pg)
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.OperationalError as err:
-        pytest.fail(f"PostgreSQL at {PG} is not reachable (set MODALOPS_TEST_PG): {err}")
+        pytest.fail(f"PostgreSQL at {pg} is not reachable (set MODALOPS_TEST_PG): {err}")
     created: list[str] = []
     try:
         with engine.connect() as conn:
@@ -80,7 +77,8 @@ def _scalar_rows(url: str, sql: str, **params) -> list[tuple]:
         engine.dispose()
 
 
-def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
+def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch, postgres):
+    pg = postgres
     from prefect.client.orchestration import get_client
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -88,9 +86,9 @@ def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
     from flows.training_pipeline import training_pipeline
 
     t0 = time.monotonic()
-    with fresh_databases("modalops_prefect", "modalops_mlflow") as (prefect_db, mlflow_db):
-        prefect_url = f"postgresql+asyncpg://{PG}/{prefect_db}"
-        tracking_uri = f"postgresql://{PG}/{mlflow_db}"
+    with fresh_databases(pg, "modalops_prefect", "modalops_mlflow") as (prefect_db, mlflow_db):
+        prefect_url = f"postgresql+asyncpg://{pg}/{prefect_db}"
+        tracking_uri = f"postgresql://{pg}/{mlflow_db}"
         raw_uri, store_uri = str(tmp_path / "raw"), str(tmp_path / "store")
         monkeypatch.chdir(tmp_path)  # nothing MLflow might default to lands in the repo
 
@@ -132,13 +130,13 @@ def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
                 assert client.read_flow(flow_run.flow_id).name == "training_pipeline"
             # ...and stored in the PostgreSQL database the server was given
             rows = _scalar_rows(
-                f"postgresql://{PG}/{prefect_db}",
+                f"postgresql://{pg}/{prefect_db}",
                 "SELECT state_type FROM flow_run WHERE id = :id",
                 id=str(flow_run_id),
             )
             assert rows == [("COMPLETED",)], rows
             task_runs = _scalar_rows(
-                f"postgresql://{PG}/{prefect_db}",
+                f"postgresql://{pg}/{prefect_db}",
                 "SELECT count(*) FROM task_run WHERE flow_run_id = :id AND state_type = 'COMPLETED'",
                 id=str(flow_run_id),
             )[0][0]
@@ -196,7 +194,7 @@ def test_training_flow_on_postgres_prefect_and_mlflow(tmp_path, monkeypatch):
 
     # both databases are gone
     left = _scalar_rows(
-        f"postgresql://{PG}/postgres",
+        f"postgresql://{pg}/postgres",
         "SELECT datname FROM pg_database WHERE datname IN (:a, :b)",
         a=prefect_db,
         b=mlflow_db,

@@ -200,7 +200,9 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
     assert version.run_id == fused == summary["mlflow_run_id"]
     assert version.tags["dataset_version"] == manifest.version
     assert version.tags["pipeline_run_id"] == pid
-    assert "reviewed_labels" not in version.tags or int(version.tags["reviewed_labels"]) >= 0
+    # no review fed this run: the align stage counted 0 reviewed labels, and the version says so
+    assert parent.data.metrics["align.reviewed_labels"] == 0
+    assert version.tags["reviewed_labels"] == "0"
     assert "registration/gate.json" in _artifact_paths(client, fused)
     mlflow.set_tracking_uri(cfg.registry.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registry.model_name}@champion")

@@ -178,9 +178,15 @@ def test_wrong_labels_are_caught_with_their_reason(label_defects):
     assert len(wrong) > 40
     detections = score_detections(summary.corrupted, manifest, noisy.stats, wrong)
     table = detection_table(detections).set_index("kind")
+    # Thresholds from this data (default seed, deterministic), measured 2026-12-07: caught
+    # label_shift 93.8% (15), label_swap 86.7% (13); flag precision 0.808, recall 0.708. Margin:
+    # one missed window per kind (~7 points), 0.06 precision, ~8 windows of recall. Other seeds
+    # of the same size gave caught 70.6-94.4%, precision 0.733-0.809, recall 0.466-0.708: a
+    # change to the generator moves these figures, so re-measure them then (benchmarks/
+    # validation_detection.py measures at scale).
     for kind in LABEL_KINDS:
-        assert table.loc[kind, "caught"] >= 5, table
-        assert table.loc[kind, "caught_%"] >= 75, table
+        assert table.loc[kind, "caught"] >= 12, table
+        assert table.loc[kind, "caught_%"] >= 80, table
     for d in detections:
         if d.outcome == "caught":
             assert d.evidence.startswith("label_inconsistent: given "), d
@@ -188,7 +194,7 @@ def test_wrong_labels_are_caught_with_their_reason(label_defects):
     flags = noisy.rejected[noisy.rejected["reason"].str.startswith("label_inconsistent")]
     scores = flag_scores(noisy, wrong)
     assert scores["flagged"] == len(flags)
-    assert scores["flag_precision"] >= 0.6 and scores["flag_recall"] >= 0.5, scores
+    assert scores["flag_precision"] >= 0.75 and scores["flag_recall"] >= 0.62, scores
     q = noisy.quarantine[noisy.quarantine["reason"].str.startswith("label_inconsistent")]
     assert len(q) == len(flags) and (q["stream"] == "labels").all()
 

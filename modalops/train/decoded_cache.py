@@ -16,7 +16,8 @@ arrays are the codec's own float32 output, so a cached epoch yields exactly the 
 decoding path yields. Files are written to a temporary name and renamed, so concurrent readers
 (ranks, loader workers, parallel models) see a whole entry or none; arrays are loaded with
 `allow_pickle=False`. When the folder grows past its size limit the least recently used entries
-are removed.
+are removed. The default folder, at a predictable name in the shared temp folder, is checked to
+be this user's alone before it is used (`private_dir`); folders this module makes are 0700.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -56,12 +58,46 @@ class DecodedSample:
 
 
 def default_cache_dir() -> Path:
-    """`$MODALOPS_DECODED_CACHE`, else `<system temp>/modalops-decoded-<uid>`: node-local."""
+    """`$MODALOPS_DECODED_CACHE`, else `<system temp>/modalops-decoded-<uid>`: node-local disk
+    (a home folder is often a network one), made private to this user by `private_dir`."""
     env = os.environ.get("MODALOPS_DECODED_CACHE")
     if env:
         return Path(env)
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"modalops-decoded-{uid}"
+    return private_dir(Path(tempfile.gettempdir()) / f"modalops-decoded-{uid}")
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only this user can use: made with mode 0700, or, where it exists, a
+    real folder (not a link) of this user's that nobody else can write to.
+
+    Its name is predictable in a temp folder every local user can write to, so another user can
+    create it first and plant tensors that training would read (issue 23): a folder owned by
+    someone else, a link, or one that group or others may write to is refused with a
+    PermissionError saying what to do. One of this user's that others may only read (older
+    modalops made it 0755) holds nothing they could have written; it is closed to 0700 and used.
+    """
+    with contextlib.suppress(FileExistsError):  # then it is checked as found
+        path.mkdir(mode=0o700)
+    found = path.lstat()
+    mode = stat.S_IMODE(found.st_mode)
+    uid = os.getuid() if hasattr(os, "getuid") else found.st_uid
+    problem = None
+    if not stat.S_ISDIR(found.st_mode):
+        problem = "is not a folder (a link or a file)"
+    elif found.st_uid != uid:
+        problem = f"is owned by uid {found.st_uid}, not by you (uid {uid})"
+    elif mode & 0o022:
+        problem = f"has mode {mode:04o}: group or others may write to it"
+    if problem:
+        raise PermissionError(
+            f"decode cache folder {path} {problem}; another local user could plant tensors "
+            "that training reads. Set $MODALOPS_DECODED_CACHE (or train.decode_cache_dir) to a "
+            f"folder of yours, or remove {path} if it is yours to remove."
+        )
+    if mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 class DecodedCache:
@@ -190,7 +226,8 @@ class DecodedCache:
             return None
 
     def _write(self, entry: Path, light: list[dict], arrays: dict[str, np.ndarray]) -> None:
-        entry.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (self.root, entry.parent, entry):  # each 0700 when this makes it
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, arr in arrays.items():
             _atomic(self._array_path(entry, name), lambda fh, a=arr: np.save(fh, a))
         # light.json last: an entry whose light file exists has whole arrays for what it lists

@@ -200,23 +200,15 @@ def test_rest_of_the_dataset_is_still_catalogued(corrupted):
     assert np.isfinite(ok.loc[ok["stream"] == "audio", "duration_s"].astype(float)).all()
 
 
-def test_ingest_reads_an_s3_prefix_like_a_directory(clean, monkeypatch):
-    moto = pytest.importorskip("moto")
-    import boto3
-
+def test_ingest_reads_an_s3_prefix_like_a_directory(clean, s3_bucket):
+    """Over HTTP against the moto server (`s3_bucket`), as every other S3 test runs."""
     from modalops.store import S3Store
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="raw")
-        s3 = S3Store("s3://raw/demo")
-        s3.put_dir("", clean.root)
-        remote = ingest(s3)
+    s3 = S3Store(f"{s3_bucket}/demo")
+    s3.put_dir("", clean.root)
+    remote = ingest(s3)
     local = ingest(clean)
     assert len(remote.quarantine) == 0
-    assert remote.catalog["uri"].str.startswith("s3://raw/demo/sessions/").all()
+    assert remote.catalog["uri"].str.startswith(f"{s3_bucket}/demo/sessions/").all()
     assert remote.catalog["content_hash"].tolist() == local.catalog["content_hash"].tolist()
     assert remote.catalog["key"].tolist() == local.catalog["key"].tolist()

@@ -23,7 +23,13 @@ from typing import Any
 import pandas as pd
 
 from modalops.dataset.corrections import corrections_folder
-from modalops.dataset.layout import read_sessions, read_table, session_folder
+from modalops.dataset.layout import (
+    read_sessions,
+    read_table,
+    session_folder,
+    session_id_problem,
+    table_row,
+)
 from modalops.dataset.spec import DatasetSpec
 from modalops.ingest.recordings import pseudonymise
 from modalops.shard.shards import DATASETS_PREFIX, MANIFEST_NAME, DatasetManifest
@@ -82,16 +88,39 @@ class SubjectReport:
 
 
 def subject_sessions(raw: ObjectStore, spec: DatasetSpec, subject_id: str) -> list[str]:
-    """Session ids whose subject column (spec.metadata.subject) equals `subject_id`."""
+    """Session ids whose subject column (spec.metadata.subject) equals `subject_id`.
+
+    Refused (PrivacyError): a subject id that is empty or has surrounding spaces or control
+    characters (an empty one matched every session whose subject cell is empty), and a session
+    id of the subject's that `session_id_problem` refuses: its folder would not be that
+    session's alone ('/' named the folder of every session, issue 23), so nothing is deleted.
+    """
     column = spec.metadata.subject
     if not column:
         raise PrivacyError(
             f"dataset spec {spec.name!r} declares no metadata.subject column: subjects cannot "
             "be found (declare it in dataset.yaml)"
         )
+    subject_id = str(subject_id)
+    if not subject_id.strip() or subject_id != subject_id.strip() or not subject_id.isprintable():
+        raise PrivacyError(
+            f"subject id {subject_id!r}: expected the subject's id exactly as the sessions "
+            f"table's {column!r} column holds it (not empty, no surrounding spaces or control "
+            "characters)"
+        )
     table = read_sessions(raw, spec)
-    ids = table.loc[table[column].astype(str) == str(subject_id), spec.sessions.id_column]
-    return sorted(ids.astype(str))
+    mine = table[table[column].notna() & (table[column].astype(str) == subject_id)]
+    ids = mine[spec.sessions.id_column].astype(str)
+    for index, sid in ids.items():
+        problem = session_id_problem(sid)
+        if problem:
+            where = table_row(raw.uri(spec.sessions.table), int(index))
+            raise PrivacyError(
+                f"{where}: {problem}; its folder would not be that session's alone, so nothing "
+                "was looked up or deleted: correct the id in the sessions table (and rename its "
+                "folder), then ask again"
+            )
+    return sorted(ids)
 
 
 def dataset_versions_with(store: ObjectStore, sessions: set[str]) -> list[str]:

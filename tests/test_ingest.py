@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from modalops.config.data import IngestConfig
@@ -200,23 +201,50 @@ def test_rest_of_the_dataset_is_still_catalogued(corrupted):
     assert np.isfinite(ok.loc[ok["stream"] == "audio", "duration_s"].astype(float)).all()
 
 
-def test_ingest_reads_an_s3_prefix_like_a_directory(clean, monkeypatch):
-    moto = pytest.importorskip("moto")
-    import boto3
-
+def test_ingest_reads_an_s3_prefix_like_a_directory(clean, s3_bucket):
+    """Over HTTP against the moto server (`s3_bucket`), as every other S3 test runs."""
     from modalops.store import S3Store
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="raw")
-        s3 = S3Store("s3://raw/demo")
-        s3.put_dir("", clean.root)
-        remote = ingest(s3)
+    s3 = S3Store(f"{s3_bucket}/demo")
+    s3.put_dir("", clean.root)
+    remote = ingest(s3)
     local = ingest(clean)
     assert len(remote.quarantine) == 0
-    assert remote.catalog["uri"].str.startswith("s3://raw/demo/sessions/").all()
+    assert remote.catalog["uri"].str.startswith(f"{s3_bucket}/demo/sessions/").all()
     assert remote.catalog["content_hash"].tolist() == local.catalog["content_hash"].tolist()
     assert remote.catalog["key"].tolist() == local.catalog["key"].tolist()
+
+
+UNSAFE_IDS = ["/", "", "..", "../sess-0000", "sess-0000/camera", " sess-0001", "a..b", "x" * 129]
+
+
+def test_unsafe_session_ids_are_quarantined_and_the_rest_is_ingested(clean, tmp_path):
+    """A session id names a folder: one that is not a plain name ('/' named the parent of every
+    session) is quarantined with the table line and the id, never read; nothing else changes."""
+    shutil.copytree(clean.root, tmp_path / "raw")
+    store = LocalStore(tmp_path / "raw")
+    table_path = tmp_path / "raw" / demo.SESSIONS_MANIFEST
+    table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+    extra = [{**table.iloc[0].to_dict(), "session_id": sid} for sid in UNSAFE_IDS]
+    pd.concat([table, pd.DataFrame(extra)]).to_csv(table_path, index=False)
+    (tmp_path / "raw" / "sessions" / "not listed!").mkdir()
+    (tmp_path / "raw" / "sessions" / "not listed!" / "notes.jsonl").write_text("{}")
+
+    result = ingest(store)
+    cat, q = result.catalog, result.quarantine
+    table_uri = store.uri(demo.SESSIONS_MANIFEST)
+    for i, sid in enumerate(UNSAFE_IDS):
+        reason = f"{table_uri} (line {len(table) + 2 + i}): session id {sid!r} is not a safe"
+        rows = cat[cat["session_id"] == sid]
+        assert len(rows) == len(STREAMS) and (rows["status"] == "quarantined").all(), sid
+        assert rows["reason"].str.startswith(reason).all(), rows["reason"].iloc[0]
+        (record,) = q[q["session_id"] == sid].to_dict("records")
+        assert record["reason"].startswith(reason) and pd.isna(record["stream"])
+    (unlisted,) = q[q["session_id"] == "not listed!"].to_dict("records")
+    assert unlisted["uri"] == store.uri("sessions/not listed!")
+    assert "session id 'not listed!' is not a safe session id" in unlisted["reason"]
+    assert len(q) == len(UNSAFE_IDS) + 1
+    good = cat[cat["session_id"].isin(table["session_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        good.drop(columns="uri"), ingest(clean).catalog.drop(columns="uri")
+    )

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from modalops.cli import app
-from modalops.dataset.layout import read_sessions
+from modalops.dataset.layout import read_sessions, read_table
 from modalops.dataset.spec import parse_spec
 from modalops.ingest.recordings import pseudonymise
 from modalops.privacy import AUDIT_PREFIX, PrivacyError, find_subject, forget_subject
@@ -55,11 +55,23 @@ def _parquet(store, key: str, frame: pd.DataFrame) -> None:
 
 
 @pytest.fixture
-def world(tmp_path):
+def recordings(tmp_path):
+    """The raw data alone (no registry, no copies): for requests refused before any look-up."""
     raw, store = LocalStore(tmp_path / "raw"), LocalStore(tmp_path / "store")
     spec_dict = synthetic_spec()
     write_recordings(raw, spec_dict, sessions=6, duration_s=4.0, seed=1)
-    spec = parse_spec(spec_dict)
+    return {
+        "raw": raw,
+        "store": store,
+        "spec": parse_spec(spec_dict),
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "tmp": tmp_path,
+    }
+
+
+@pytest.fixture
+def world(recordings, tmp_path):
+    raw, store, spec = recordings["raw"], recordings["store"], recordings["spec"]
     mine_pseudo = pseudonymise(SUBJECT, SALT)
     # v-mine holds rec-003 in test; v-other holds none of person-0's sessions
     for version, sessions in {
@@ -69,7 +81,7 @@ def world(tmp_path):
         store.put_text(
             f"datasets/{version}/manifest.json", _manifest(spec, version, sessions).to_json()
         )
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking_uri = recordings["tracking_uri"]
     client = MlflowClient(tracking_uri)
     client.create_registered_model("m")
     for dv in ("v-other", "v-mine", "v-other"):
@@ -105,14 +117,7 @@ def world(tmp_path):
             }
         ),
     )
-    return {
-        "raw": raw,
-        "store": store,
-        "spec": spec,
-        "tracking_uri": tracking_uri,
-        "tmp": tmp_path,
-        "pseudonym": mine_pseudo,
-    }
+    return {**recordings, "pseudonym": mine_pseudo}
 
 
 def _find(world, subject=SUBJECT):
@@ -222,3 +227,49 @@ def test_cli_forget_refuses_without_yes_then_deletes(world):
     assert "rebuild dataset_versions: v-mine" in done.stdout
     assert not world["raw"].list("sessions/rec-000") and world["raw"].list("sessions/rec-001")
     assert len(world["raw"].list(AUDIT_PREFIX)) == 1
+
+
+# ---- ids that would reach past one session (issue 23) -----------------------------------------
+
+
+def _add_session(world, **values) -> int:
+    """Append a sessions-table row (a copy of the first, with `values`); its line number."""
+    raw, key = world["raw"], world["spec"].sessions.table
+    table = read_table(raw.get_bytes(key), raw.uri(key), dtype=str, keep_default_na=False)
+    row = {**table.iloc[0].to_dict(), **values}
+    raw.put_text(key, pd.concat([table, pd.DataFrame([row])]).to_csv(index=False))
+    return len(table) + 2
+
+
+def test_forget_refuses_a_session_id_that_is_not_a_plain_name(recordings):
+    """'/' once made the session's folder the folder of every session: forget deleted them all."""
+    raw = recordings["raw"]
+    table = raw.uri("sessions.csv")
+    unsafe = ["/", "..", "rec-000/..", "", "../raw"]
+    lines = [_add_session(recordings, session_id=sid, operator=f"intruder{sid}") for sid in unsafe]
+    before = {k: raw.get_bytes(k) for k in raw.list("")}
+    for sid, line in zip(unsafe, lines, strict=True):
+        with pytest.raises(PrivacyError) as err:
+            _find(recordings, f"intruder{sid}")
+        assert str(err.value).startswith(f"{table} (line {line}): session id {sid!r} is not a safe")
+    out = CliRunner().invoke(
+        app, ["privacy", "forget", "intruder/", *_cli_args(recordings), "--yes"]
+    )
+    assert out.exit_code == 2, out.output
+    assert f"{table} (line {lines[0]}): session id '/' is not a safe session id" in out.output
+    assert {k: raw.get_bytes(k) for k in raw.list("")} == before  # nothing deleted or written
+
+
+def test_a_subject_id_that_is_not_exactly_an_id_is_refused(tmp_path):
+    """Refused before anything is read: an empty raw root will do."""
+    raw, spec = LocalStore(tmp_path / "raw"), parse_spec(synthetic_spec())
+    for subject in ["", " ", " person-0", "person-0\n"]:
+        with pytest.raises(PrivacyError, match=r"expected the subject's id exactly"):
+            find_subject(raw, raw, spec, subject, salt=SALT, tracking_uri=None)
+
+
+def test_an_empty_subject_cell_is_nobodys(recordings):
+    """An empty cell reads as missing; it must not match the subject id 'nan'."""
+    _add_session(recordings, session_id="rec-009", operator="")
+    assert _find(recordings, "nan").sessions == []
+    assert _find(recordings).sessions == MINE

@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import re
+import stat
 import sys
 import tarfile
 from pathlib import Path
@@ -132,6 +133,65 @@ def test_every_tar_read_in_the_code_goes_through_the_checked_reader():
             ):
                 offenders.append(f"{rel}:{node.lineno} from {node.module} import ...")
     assert offenders == []
+
+
+# ---- the decode cache's shared folder (issue 23) ---------------------------------------------
+
+
+@pytest.fixture
+def temp_root(tmp_path, monkeypatch):
+    """The system temp folder, as the default decode cache sees it (no $MODALOPS_DECODED_CACHE)."""
+    import tempfile
+
+    monkeypatch.delenv("MODALOPS_DECODED_CACHE", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    return tmp_path
+
+
+def _default_path(temp_root: Path) -> Path:
+    return temp_root / f"modalops-decoded-{os.getuid()}"
+
+
+def test_the_default_decode_cache_is_made_private(temp_root):
+    from modalops.train.decoded_cache import default_cache_dir
+
+    made = default_cache_dir()
+    assert made == _default_path(temp_root)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    (made / "kept").write_text("x")
+    made.chmod(0o755)  # as older modalops left it: others could read, not write
+    assert default_cache_dir() == made and (made / "kept").exists()
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def _planted(path: Path, how: str, monkeypatch) -> str:
+    """A folder at the default path that someone else could have put there; its problem."""
+    if how == "link":
+        target = path.with_name("elsewhere")
+        target.mkdir(mode=0o700)
+        path.symlink_to(target)
+        return "is not a folder"
+    path.mkdir()
+    if how == "mode 0777":
+        path.chmod(0o777)
+        return "has mode 0777: group or others may write to it"
+    # owner: the folder is the test user's, this process claims another uid (os.getuid patched)
+    path.chmod(0o700)
+    real = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real + 1)
+    return f"is owned by uid {real}, not by you \\(uid {real + 1}\\)"
+
+
+@pytest.mark.parametrize("how", ["mode 0777", "another owner", "link"])
+def test_a_decode_cache_folder_someone_else_could_write_is_refused(temp_root, monkeypatch, how):
+    from modalops.train.decoded_cache import default_cache_dir
+
+    problem = _planted(_default_path(temp_root), how, monkeypatch)
+    path = re.escape(str(temp_root / f"modalops-decoded-{os.getuid()}"))
+    with pytest.raises(PermissionError, match=rf"decode cache folder {path} {problem}") as err:
+        default_cache_dir()
+    assert "Set $MODALOPS_DECODED_CACHE" in str(err.value)
+    assert f"or remove {temp_root}" in str(err.value)
 
 
 # ---- unpickling -----------------------------------------------------------------------------------

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import json
+import re
+import shutil
 import tarfile
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,6 +18,7 @@ import pytest
 from modalops.config.pipeline import ShardConfig
 from modalops.dataset.columns import SPLITS, payload_column, presence_column, sample_key
 from modalops.shard import (
+    MANIFEST_FORMAT,
     DatasetManifest,
     assign_splits,
     dataset_version,
@@ -22,7 +29,14 @@ from modalops.shard import (
     write_shards,
 )
 from modalops.store import LocalStore
-from modalops.testing.shards import make_rows, no_rejects, other_spec, put_parts
+from modalops.testing.shards import (
+    make_rows,
+    no_rejects,
+    other_spec,
+    put_parts,
+    write_test_shards,
+)
+from modalops.train.datamodule import ShardDataModule
 from modalops_demo.names import demo_spec
 
 
@@ -212,9 +226,12 @@ def test_manifest_round_trip(tmp_path, spec):
     assert loaded.shard_urls("train")[0] == str(tmp_path / "store" / m.splits["train"].shards[0])
     with pytest.raises(ValueError, match="not a modalops dataset manifest"):
         DatasetManifest.from_json("{}")
-    old = m.to_json().replace('"format": "modalops.shards/2"', '"format": "modalops.dataset/1"')
+    old = m.to_json().replace(f'"format": "{MANIFEST_FORMAT}"', '"format": "modalops.dataset/1"')
     with pytest.raises(ValueError, match="format 'modalops.dataset/1'"):
         DatasetManifest.from_json(old)
+    unchecked = m.to_json().replace('"shard_checks": {', '"no_checks": {', 1)
+    with pytest.raises(ValueError, match="not a modalops dataset manifest"):
+        DatasetManifest.from_json(unchecked)
 
 
 def test_unknown_label_names_the_part_and_the_classes(tmp_path, spec):
@@ -251,3 +268,121 @@ def test_tar_members_must_be_plain_names(name):
     buf.seek(0)
     with pytest.raises(ValueError, match="is not a plain '<key>.<suffix>' name"):
         list(iter_tar_samples(buf, "mem://bad.tar"))
+
+
+# ---- shards checked against the manifest (issue 23) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory, spec):
+    """A small dataset version: (store root, manifest); tests damage copies of it."""
+    root = tmp_path_factory.mktemp("checked")
+    return root, write_test_shards(LocalStore(root), spec, n_sessions=4, windows=6)
+
+
+def _copy(written, tmp_path) -> tuple[LocalStore, DatasetManifest]:
+    root, m = written
+    shutil.copytree(root, tmp_path / "copy")
+    return LocalStore(tmp_path / "copy"), dataclasses.replace(m, store_uri=str(tmp_path / "copy"))
+
+
+def test_the_manifest_records_what_each_shard_holds_and_clean_shards_read_so(written):
+    root, m = written
+    assert m.format == MANIFEST_FORMAT
+    for split, info in m.splits.items():
+        assert set(info.shard_checks) == set(info.shards)
+        assert sum(c.n_samples for c in info.shard_checks.values()) == info.n_samples
+        for key, check in info.shard_checks.items():
+            data = (root / key).read_bytes()
+            assert (check.n_bytes, check.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert len(list(iter_raw_samples(LocalStore(root), m, split))) == info.n_samples
+    assert DatasetManifest.from_json(m.to_json()).shard_checks() == m.shard_checks()
+    assert set(m.shard_checks()) == {u for s in SPLITS for u in m.shard_urls(s)}
+
+
+def _rewrite_tar(path, keep) -> None:
+    """Rewrite a tar with the members `keep(members)` returns: a tar cut at a member boundary."""
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(path, "w") as tar:
+        for member, data in keep(members):
+            tar.addfile(member, io.BytesIO(data))
+
+
+def _drop_last_sample(members):
+    last = members[-1][0].name.split(".", 1)[0]
+    return [(m, d) for m, d in members if not m.name.startswith(last + ".")]
+
+
+def _flip_a_byte(path) -> None:
+    """Flip one byte inside the data of the shard's last member (its header stays valid)."""
+    with tarfile.open(path) as tar:
+        last = tar.getmembers()[-1]
+    data = bytearray(path.read_bytes())
+    data[last.offset_data + last.size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "last member dropped": lambda p: _rewrite_tar(p, lambda members: members[:-1]),
+    "last sample dropped": lambda p: _rewrite_tar(p, _drop_last_sample),
+    "one byte flipped": _flip_a_byte,
+}
+
+
+def _read_raw(store, m, split, tmp_path):
+    return len(list(iter_raw_samples(store, m, split)))
+
+
+def _read_loader(store, m, split, tmp_path, **kwargs):
+    dm = ShardDataModule.from_manifest(m, batch_size=4, **kwargs)
+    return sum(len(y) for _, _, y in getattr(dm, f"{split}_dataloader")())
+
+
+def _read_cached(store, m, split, tmp_path):
+    return _read_loader(store, m, split, tmp_path, decode_cache_dir=str(tmp_path / "decoded"))
+
+
+READERS = {"iter_raw_samples": _read_raw, "DataModule": _read_loader, "decode cache": _read_cached}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_shard_is_an_error_naming_it_through_every_reader(
+    written, tmp_path, damage, reader
+):
+    """Never a quietly smaller epoch: the shard is named with the counts found and expected."""
+    store, m = _copy(written, tmp_path)
+    key = m.splits["train"].shards[-1]
+    path = tmp_path / "copy" / key
+    with path.open("rb") as fh:
+        expected = sum(1 for _ in iter_tar_samples(fh, key))
+    DAMAGE[damage](path)
+    found = expected - 1 if damage == "last sample dropped" else expected
+    url = re.escape(store.uri(key))
+    with pytest.raises(
+        ValueError,
+        match=rf"^{url}: shard does not match the dataset manifest \(.*\): found {found} "
+        rf"samples, .* expected {expected} samples",
+    ):
+        READERS[reader](store, m, "train", tmp_path)
+    # the other splits are whole and read in full
+    assert READERS[reader](store, m, "val", tmp_path) == m.splits["val"].n_samples
+
+
+def test_a_manifest_without_shard_checks_still_loads_with_one_warning(written, tmp_path):
+    """Format /2 manifests (before the checks) load and read as before, unchecked, said once."""
+    store, m = _copy(written, tmp_path)
+    doc = json.loads(m.to_json())
+    doc.update(format="modalops.shards/2", version="v-older-format")
+    for info in doc["splits"].values():
+        del info["shard_checks"]
+    with pytest.warns(UserWarning, match="v-older-format has manifest format 'modalops.shards/2'"):
+        old = DatasetManifest.from_json(json.dumps(doc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per version: no second warning
+        assert DatasetManifest.from_json(old.to_json()) == old
+    assert old.shard_checks() == {} and old.splits["train"].n_samples == m.splits["train"].n_samples
+    _rewrite_tar(tmp_path / "copy" / m.splits["train"].shards[-1], _drop_last_sample)
+    # nothing to compare with: it reads short, as every version before format /3 did
+    assert len(list(iter_raw_samples(store, old, "train"))) < m.splits["train"].n_samples

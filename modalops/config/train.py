@@ -89,7 +89,8 @@ class TrainConfig(Section):
     decode_cache_dir: str | None = Field(
         default=None,
         description="Folder of the decode cache (node-local disk); null: $MODALOPS_DECODED_CACHE, "
-        "else <system temp>/modalops-decoded-<uid>.",
+        "else <system temp>/modalops-decoded-<uid>, made with mode 0700 and refused when another "
+        "user owns it or group or others may write to it (anyone can create that name first).",
     )
     decode_cache_gb: float = Field(
         default=8.0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,10 @@ from modalops.kinds.base import Stream, StreamSource
 TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 NO_LABEL = "no label"
 TRUTH_DIR = "truth"  # generators may keep true clocks here; no stage reads it but the align report
+# A session id names a folder (spec.sessions.folder) and is matched exactly in tables: one plain
+# name. A '/' once made the session's folder the parent of every session (issue 23).
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SESSION_ID_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,8 @@ def check_times(uri: str, times: np.ndarray, what: str, first_line: int = 2) -> 
 
 
 def read_sessions(store: Any, spec: DatasetSpec) -> pd.DataFrame:
-    """The sessions table, checked against the spec (id column, metadata, label column)."""
+    """The sessions table, checked against the spec (id column, metadata, label column). Ids
+    are not checked here: a caller skips or quarantines one `session_id_problem` refuses."""
     key = spec.sessions.table
     uri = store.uri(key)
     id_col = spec.sessions.id_column
@@ -112,14 +118,34 @@ def read_sessions(store: Any, spec: DatasetSpec) -> pd.DataFrame:
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise RawDataError(uri, f"missing columns {missing} (the dataset spec names them)")
-    df[id_col] = df[id_col].astype(str)
+    # an empty id cell is '' (refused by session_id_problem), not the id 'nan'
+    df[id_col] = df[id_col].where(df[id_col].notna(), "").astype(str)
     if df[id_col].duplicated().any():
         dups = sorted(df.loc[df[id_col].duplicated(), id_col].unique())
         raise RawDataError(uri, f"duplicated session ids {dups}")
     return df
 
 
+def session_id_problem(session_id: str) -> str | None:
+    """Why `session_id` cannot name a session folder (None: it can)."""
+    if SESSION_ID.fullmatch(session_id) and ".." not in session_id:
+        return None
+    return f"session id {session_id!r} is not a safe session id (expected {SESSION_ID_RULE})"
+
+
+def table_row(uri: str, index: int) -> str:
+    """Where row `index` (0-based, header not counted) of a table is, as a person looks it up."""
+    if uri.lower().endswith((".parquet", ".pq")):
+        return f"{uri} (row {index + 1})"
+    return f"{uri} (line {index + 2})"
+
+
 def session_folder(spec: DatasetSpec, session_id: str) -> str:
+    """The session's folder; RawDataError (naming the sessions table) for an unsafe id, which
+    could name a folder holding other sessions or lying outside the sessions' folder."""
+    problem = session_id_problem(session_id)
+    if problem:
+        raise RawDataError(spec.sessions.table, problem)
     return spec.sessions.folder.replace("{session_id}", session_id).strip("/")
 
 

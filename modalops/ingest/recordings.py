@@ -299,20 +299,22 @@ def ingest_recordings(
     keys, parent = _folders(raw, spec)
     rows: list[dict[str, Any]] = []
     listed: set[str] = set()
-    for rec in table.to_dict("records"):
+    for index, rec in zip(table.index, table.to_dict("records"), strict=True):
         sid = str(rec[id_col])
         listed.add(sid)
         meta = {c: _text(rec.get(c)) for c in spec.metadata.columns}
         if spec.metadata.subject:
             meta["subject"] = pseudonymise(str(rec[spec.metadata.subject]), cfg.subject_salt)
-        listing = _under(keys, layout.session_folder(spec, sid) + "/")
-        if not listing:
-            session = _Session(raw, spec, sid, meta)
+        problem = layout.session_id_problem(sid)
+        if problem:  # never turned into a folder: it could name other sessions' or none
+            where = layout.table_row(raw.uri(spec.sessions.table), int(index))
+            session = _whole_session_rejected(
+                raw, spec, sid, meta, where, f"{where}: {problem}", spec.sessions.table
+            )
+        elif not (listing := _under(keys, layout.session_folder(spec, sid) + "/")):
             uri = raw.uri(layout.session_folder(spec, sid))
             reason = f"{uri}: session folder is missing (listed in {spec.sessions.table})"
-            for item in session_items(spec):
-                session.row(item, status="quarantined", reason=reason)
-            session.records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
+            session = _whole_session_rejected(raw, spec, sid, meta, uri, reason)
         else:
             session = _ingest_session(
                 raw, spec, sid, meta, rec, listing, corrections, labels_required
@@ -322,6 +324,18 @@ def ingest_recordings(
     if cfg.max_sessions is None and sessions is None:
         records += unlisted_folders(raw, spec, listed, keys, parent)
     return IngestResult(catalog=_catalog_frame(spec, rows), quarantine=quarantine.to_frame(records))
+
+
+def _whole_session_rejected(
+    raw: ObjectStore, spec: DatasetSpec, sid: str, meta: dict[str, Any], uri: str, reason: str,
+    key: str | None = None,
+) -> _Session:  # fmt: skip
+    """A session none of whose items can be read: every item quarantined, one record for it."""
+    session = _Session(raw, spec, sid, meta)
+    for item in session_items(spec):
+        session.row(item, key=key, status="quarantined", reason=reason)
+    session.records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
+    return session
 
 
 def unlisted_folders(
@@ -344,10 +358,15 @@ def unlisted_folders(
     }
     records = []
     for sid in sorted(found - listed):
-        if not _under(keys, layout.session_folder(spec, sid) + "/"):
+        problem = layout.session_id_problem(sid)
+        if problem:  # not a name a session folder can have: said as found, never used as one
+            uri = raw.uri(f"{parent}/{sid}")
+            reason = f"{uri}: folder not listed in {spec.sessions.table}, and its {problem}"
+        elif _under(keys, layout.session_folder(spec, sid) + "/"):
+            uri = raw.uri(layout.session_folder(spec, sid))
+            reason = f"{uri}: session folder not listed in {spec.sessions.table}"
+        else:
             continue
-        uri = raw.uri(layout.session_folder(spec, sid))
-        reason = f"{uri}: session folder not listed in {spec.sessions.table}"
         records.append(QuarantineRecord(STAGE, sid, None, uri, reason))
     return records
 

@@ -2,7 +2,10 @@
 
 Every member is named from the dataset spec: `<key>.<stream>.<kind's shard_ext>` per present
 stream plus `<key>.json` (label, label_index, metadata, presence per spec stream). The manifest
-carries the spec and the window length, so whoever reads the shards decodes with them.
+carries the spec and the window length, so whoever reads the shards decodes with them, and per
+shard its sample count, byte size and sha256, so whoever reads a shard can tell it is the one
+that was written: a tar cut at a member boundary is still a valid tar, only a shorter one
+(issue 23).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import posixpath
 import re
 import tarfile
 import tempfile
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -36,9 +40,47 @@ from modalops.store import ObjectStore, join_key
 
 DATASETS_PREFIX = "datasets"
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "modalops.shards/2"  # /2: the dataset spec and window_s travel in the manifest
+# /2: the dataset spec and window_s travel in the manifest; /3: a ShardCheck per shard
+MANIFEST_FORMAT = "modalops.shards/3"
+# Formats still read: their shards carry no checks, so nothing beyond the tar itself is checked
+# (said once per version, `_warn_unchecked`).
+UNCHECKED_FORMATS = ("modalops.shards/2",)
 # A tar member is `<key>.<suffix>`: a plain name, no folders, no leading dot, no '..'.
 _MEMBER = re.compile(r"^[^./\\][^/\\]*$")
+
+
+@dataclass(frozen=True)
+class ShardCheck:
+    """What one shard held when it was written; every reader compares what it read with it."""
+
+    n_samples: int
+    n_bytes: int
+    sha256: str
+
+    @classmethod
+    def of_file(cls, path: Path, n_samples: int) -> ShardCheck:
+        digest, size = hashlib.sha256(), 0
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return cls(n_samples, size, digest.hexdigest())
+
+    def mismatch(self, url: str, n_samples: int, n_bytes: int, sha256: str) -> str | None:
+        """The error message for a shard read as (`n_samples`, `n_bytes`, `sha256`), or None
+        when it is the shard that was written."""
+        found = {"sample count": n_samples, "size": n_bytes, "sha256": sha256}
+        expected = {"sample count": self.n_samples, "size": self.n_bytes, "sha256": self.sha256}
+        differ = [what for what in found if found[what] != expected[what]]
+        if not differ:
+            return None
+        return (
+            f"{url}: shard does not match the dataset manifest ({', '.join(differ)} differ): "
+            f"found {n_samples} samples, {n_bytes} bytes, sha256 {sha256[:16]}...; expected "
+            f"{self.n_samples} samples, {self.n_bytes} bytes, sha256 {self.sha256[:16]}... "
+            "It was truncated or changed after it was written: restore it, or write the "
+            "dataset version again"
+        )
 
 
 @dataclass
@@ -50,6 +92,13 @@ class SplitInfo:
     sessions: list[str]
     label_counts: dict[str, int]
     group_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # shard key -> what it held when written (empty in manifests older than format /3)
+    shard_checks: dict[str, ShardCheck] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplitInfo:
+        checks = data.pop("shard_checks", {})
+        return cls(**data, shard_checks={k: ShardCheck(**v) for k, v in checks.items()})
 
 
 @dataclass
@@ -76,12 +125,20 @@ class DatasetManifest:
         try:
             data = json.loads(text)
             found = data.get("format")
-            if found != MANIFEST_FORMAT:
+            if found != MANIFEST_FORMAT and found not in UNCHECKED_FORMATS:
                 raise ValueError(f"format {found!r}, expected {MANIFEST_FORMAT!r}")
-            splits = {name: SplitInfo(**info) for name, info in data.pop("splits").items()}
-            return cls(splits=splits, **data)
+            splits = {name: SplitInfo.from_dict(info) for name, info in data.pop("splits").items()}
+            manifest = cls(splits=splits, **data)
+            if found == MANIFEST_FORMAT:
+                for name, info in splits.items():
+                    unchecked = [k for k in info.shards if k not in info.shard_checks]
+                    if unchecked:
+                        raise ValueError(f"split {name!r} has no shard_checks for {unchecked}")
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{source}: not a modalops dataset manifest ({exc})") from None
+        if found != MANIFEST_FORMAT:
+            _warn_unchecked(manifest, source)
+        return manifest
 
     def dataset_spec(self) -> DatasetSpec:
         """The DatasetSpec the shards were written with."""
@@ -98,7 +155,37 @@ class DatasetManifest:
             raise KeyError(
                 f"dataset {self.version} has no split {split!r} (has {list(self.splits)})"
             )
-        return [f"{self.store_uri.rstrip('/')}/{key}" for key in self.splits[split].shards]
+        return [self._url(key) for key in self.splits[split].shards]
+
+    def shard_checks(self) -> dict[str, ShardCheck]:
+        """Shard URL (as `shard_urls` gives it) -> what the shard held when written, every split
+        (empty for a manifest older than format /3)."""
+        return {
+            self._url(key): check
+            for info in self.splits.values()
+            for key, check in info.shard_checks.items()
+        }
+
+    def _url(self, key: str) -> str:
+        return f"{self.store_uri.rstrip('/')}/{key}"
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_unchecked(manifest: DatasetManifest, source: str) -> None:
+    """Once per dataset version and process: its shards cannot be checked."""
+    if manifest.version in _WARNED:
+        return
+    _WARNED.add(manifest.version)
+    warnings.warn(
+        f"{source}: dataset {manifest.version} has manifest format {manifest.format!r}, which "
+        "records no per-shard sample counts or digests: a truncated or changed shard of it reads "
+        f"without an error. Write the version again (format {MANIFEST_FORMAT!r}) to have its "
+        "shards checked.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 # ---- splits and version ----------------------------------------------------------------------
@@ -360,6 +447,7 @@ class _SplitWriter:
             tmp,
         )
         self.keys: list[str] = []
+        self.checks: dict[str, ShardCheck] = {}
         self.writer: wds.TarWriter | None = None
         self.count = 0
         self.path: Path | None = None
@@ -380,6 +468,7 @@ class _SplitWriter:
         if self.writer is None:
             return
         self.writer.close()
+        self.checks[self.keys[-1]] = ShardCheck.of_file(self.path, self.count)
         self.out.put_file(self.keys[-1], self.path)
         self.path.unlink()
         self.writer, self.count = None, 0
@@ -489,6 +578,7 @@ def write_shards(
             sessions=sorted(stats[s]["sessions"]),
             label_counts={lab: stats[s]["labels"][lab] for lab in classes},
             group_counts={strat_col: dict(sorted(stats[s]["groups"].items()))} if strat_col else {},
+            shard_checks=writers[s].checks,
         )
         for s in columns.SPLITS
     }
@@ -583,6 +673,62 @@ def iter_tar_samples(stream: IO[bytes], url: str) -> Iterator[dict[str, Any]]:
     return group_by_keys(iter_tar_members(stream, url))
 
 
+class _Hashing:
+    """A read-only stream that hashes and counts the bytes read through it."""
+
+    def __init__(self, inner: IO[bytes]):
+        self.inner = inner
+        self.digest = hashlib.sha256()
+        self.n_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.digest.update(data)
+        self.n_bytes += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end (a tar reader stops at its end-of-archive blocks, before the padding)."""
+        while self.read(1 << 20):
+            pass
+
+
+def iter_checked_samples(
+    stream: IO[bytes], url: str, check: ShardCheck | None
+) -> Iterator[dict[str, Any]]:
+    """The samples of one shard as they stream (`iter_tar_samples`), hashed on the way: at the
+    end of the shard its sample count, size and sha256 must be those the manifest recorded, else
+    ValueError naming the shard and the found and expected counts, so a shard cut at a member
+    boundary never reads as a shorter one. `check` None (a manifest older than format /3): the
+    samples are read unchecked."""
+    if check is None:
+        yield from iter_tar_samples(stream, url)
+        return
+    hashing = _Hashing(stream)
+    n_samples = 0
+    for sample in iter_tar_samples(hashing, url):
+        n_samples += 1
+        yield sample
+    hashing.drain()
+    problem = check.mismatch(url, n_samples, hashing.n_bytes, hashing.digest.hexdigest())
+    if problem:
+        raise ValueError(problem)
+
+
+def check_shard_bytes(data: bytes, url: str, check: ShardCheck | None) -> None:
+    """A whole shard's bytes against what the manifest recorded, before any sample is decoded
+    (ValueError naming the shard). On a mismatch the shard is parsed once to count its samples
+    for the message; a shard that does not parse raises that error instead (it names the
+    member). `check` None: nothing to compare with."""
+    if check is None:
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) == check.n_bytes and digest == check.sha256:
+        return
+    n_samples = sum(1 for _ in iter_tar_samples(io.BytesIO(data), url))
+    raise ValueError(check.mismatch(url, n_samples, len(data), digest))
+
+
 class SampleReader:
     """WebDataset samples → raw sample dicts for one dataset spec (member names built once)."""
 
@@ -618,11 +764,13 @@ class SampleReader:
 
 def iter_raw_samples(store: ObjectStore, manifest: DatasetManifest, split: str) -> Iterator[dict]:
     """Every sample of a split in shard order, as raw sample dicts (for evaluation and serving
-    checks), decoded with the spec in the manifest."""
+    checks), decoded with the spec in the manifest; each shard is checked against the manifest
+    as it streams (`iter_checked_samples`)."""
     if split not in manifest.splits:
         raise KeyError(f"dataset {manifest.version} has no split {split!r}")
     reader = SampleReader(manifest.dataset_spec())
-    for key in manifest.splits[split].shards:
+    info = manifest.splits[split]
+    for key in info.shards:
         with store.open_read(key) as stream:
-            for sample in iter_tar_samples(stream, store.uri(key)):
+            for sample in iter_checked_samples(stream, store.uri(key), info.shard_checks.get(key)):
                 yield reader(sample)

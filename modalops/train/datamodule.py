@@ -19,6 +19,10 @@ into `modalops.train.decoded_cache`; later epochs and other models over the same
 decoded tensors. The order of samples, and so every batch, is the same with or without it.
 Shards still to be read from the store are fetched whole, one ahead, in a background thread, so
 the next download overlaps this shard's decoding.
+
+Checked shards (`shard_checks`, from the manifest): a fetched shard's size and sha256 must be
+those it was written with before any of its samples is decoded, so a truncated or changed shard
+stops the run naming it instead of making a quietly smaller epoch (issue 23).
 """
 
 from __future__ import annotations
@@ -40,7 +44,13 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from modalops.dataset.spec import DatasetSpec
-from modalops.shard import DatasetManifest, SampleReader, iter_tar_samples
+from modalops.shard import (
+    DatasetManifest,
+    SampleReader,
+    ShardCheck,
+    check_shard_bytes,
+    iter_tar_samples,
+)
 from modalops.store import read_stream
 from modalops.train.decoded_cache import DecodedCache, DecodedSample
 from modalops.train.inputs import spec_codecs
@@ -209,6 +219,7 @@ class ShardStream(IterableDataset):
         decode_cache_dir: str | None = None,
         decode_cache_gb: float = 8.0,
         yield_batches: bool = False,
+        shard_checks: Mapping[str, ShardCheck] | None = None,
     ):
         super().__init__()
         if not urls:
@@ -229,6 +240,7 @@ class ShardStream(IterableDataset):
         self.skip_batches, self.batch_size = skip_batches, batch_size
         self.decode_cache_dir, self.decode_cache_gb = decode_cache_dir, decode_cache_gb
         self.yield_batches = yield_batches
+        self.shard_checks = dict(shard_checks or {})  # url -> what the shard held when written
         unknown = [x for x in (self.streams or ()) if x not in spec.streams]
         if unknown:
             raise ValueError(f"streams {unknown} are not in dataset spec {spec.name!r}")
@@ -259,6 +271,7 @@ class ShardStream(IterableDataset):
         share = None if shard_level else (reader, readers)
 
         def raws(url: str, data: bytes) -> Iterator[dict]:
+            check_shard_bytes(data, url, self.shard_checks.get(url))
             for i, sample in enumerate(iter_tar_samples(io.BytesIO(data), url)):
                 # sample-level splitting counts positions per shard, the same on every reader
                 if shard_level or i % readers == reader:
@@ -267,7 +280,8 @@ class ShardStream(IterableDataset):
         wanted = list(self.streams or self.spec.stream_names)
         # the shards to read from the store (not whole in the decode cache) are fetched one
         # ahead in a thread: the next shard downloads while this one is decoded
-        fetch = [u for u in mine if cache is None or not cache.has(u, share, wanted)]
+        checks = self.shard_checks
+        fetch = [u for u in mine if cache is None or not cache.has(u, share, wanted, checks.get(u))]
         with _FetchAhead(fetch, self.endpoint_url) as ahead:
             for url in mine:
                 self._log_open(url)  # from the tar or from the decode cache: this reader's shard
@@ -275,7 +289,7 @@ class ShardStream(IterableDataset):
                     yield from map(_Lazy, raws(url, ahead.get(url)))
                 else:
                     yield from cache.samples(
-                        url, share, wanted, lambda u=url: raws(u, ahead.get(u))
+                        url, share, wanted, lambda u=url: raws(u, ahead.get(u)), checks.get(url)
                     )
 
     def _cache(self) -> DecodedCache | None:
@@ -398,6 +412,7 @@ class ShardDataModule(pl.LightningDataModule):
         streams: Sequence[str] | None = None,
         decode_cache_dir: str | None = None,
         decode_cache_gb: float = 8.0,
+        shard_checks: Mapping[str, ShardCheck] | None = None,
     ):
         super().__init__()
         self.urls = {k: list(v) for k, v in urls.items()}
@@ -410,16 +425,25 @@ class ShardDataModule(pl.LightningDataModule):
         self.shard_log = shard_log
         self.streams = list(streams) if streams else None  # decode only these
         self.decode_cache_dir, self.decode_cache_gb = decode_cache_dir, decode_cache_gb
+        self.shard_checks = dict(shard_checks or {})
         self.epoch = 0  # used when no trainer is attached (plain iteration in tests)
         # (epoch, batches): set on a mid-epoch resume by training's ResumeCheckpoints callback
         self.resume_skip: tuple[int, int] = (-1, 0)
 
     @classmethod
     def from_manifest(cls, manifest: DatasetManifest, **kwargs: Any) -> ShardDataModule:
-        """Loaders over a dataset version, decoding with the spec and window in its manifest."""
+        """Loaders over a dataset version, decoding with the spec and window in its manifest and
+        checking each shard against it."""
         urls = {s: manifest.shard_urls(s) for s in manifest.splits if manifest.splits[s].shards}
         sizes = {s: manifest.splits[s].n_samples for s in urls}
-        return cls(urls, manifest.dataset_spec(), manifest.window_s, sizes=sizes, **kwargs)
+        return cls(
+            urls,
+            manifest.dataset_spec(),
+            manifest.window_s,
+            sizes=sizes,
+            shard_checks=manifest.shard_checks(),
+            **kwargs,
+        )
 
     def _placement(self) -> tuple[int, int, int]:
         trainer = self.trainer
@@ -459,6 +483,7 @@ class ShardDataModule(pl.LightningDataModule):
             decode_cache_dir=self.decode_cache_dir,
             decode_cache_gb=self.decode_cache_gb,
             yield_batches=True,
+            shard_checks=self.shard_checks,
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:

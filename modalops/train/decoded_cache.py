@@ -8,13 +8,16 @@ later epoch, and every other model over the same shards (a single-stream baselin
 the fused model decoded), reads those arrays instead of the tar.
 
 An entry's key covers everything the tensors depend on: the shard URL (a dataset version's
-shards never change: the version is a content hash), the spec's digest, the window length, the
-stream's codec source file, and the reader's share of the shard (sample-level splitting). The
+shards never change: the version is a content hash) and, where the manifest recorded it, the
+shard's sha256, the spec's digest, the window length, the stream's codec source file, and the
+reader's share of the shard (sample-level splitting). An entry holding another number of samples
+than the manifest says the share has is decoded again from the (checked) shard. The
 arrays are the codec's own float32 output, so a cached epoch yields exactly the tensors the
 decoding path yields. Files are written to a temporary name and renamed, so concurrent readers
 (ranks, loader workers, parallel models) see a whole entry or none; arrays are loaded with
 `allow_pickle=False`. When the folder grows past its size limit the least recently used entries
-are removed.
+are removed. The default folder, at a predictable name in the shared temp folder, is checked to
+be this user's alone before it is used (`private_dir`); folders this module makes are 0700.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modalops.shard import ShardCheck
 from modalops.train.inputs import SpecCodecs
 
 LIGHT_NAME = "light.json"
@@ -53,12 +58,46 @@ class DecodedSample:
 
 
 def default_cache_dir() -> Path:
-    """`$MODALOPS_DECODED_CACHE`, else `<system temp>/modalops-decoded-<uid>`: node-local."""
+    """`$MODALOPS_DECODED_CACHE`, else `<system temp>/modalops-decoded-<uid>`: node-local disk
+    (a home folder is often a network one), made private to this user by `private_dir`."""
     env = os.environ.get("MODALOPS_DECODED_CACHE")
     if env:
         return Path(env)
     uid = os.getuid() if hasattr(os, "getuid") else "user"
-    return Path(tempfile.gettempdir()) / f"modalops-decoded-{uid}"
+    return private_dir(Path(tempfile.gettempdir()) / f"modalops-decoded-{uid}")
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only this user can use: made with mode 0700, or, where it exists, a
+    real folder (not a link) of this user's that nobody else can write to.
+
+    Its name is predictable in a temp folder every local user can write to, so another user can
+    create it first and plant tensors that training would read (issue 23): a folder owned by
+    someone else, a link, or one that group or others may write to is refused with a
+    PermissionError saying what to do. One of this user's that others may only read (older
+    modalops made it 0755) holds nothing they could have written; it is closed to 0700 and used.
+    """
+    with contextlib.suppress(FileExistsError):  # then it is checked as found
+        path.mkdir(mode=0o700)
+    found = path.lstat()
+    mode = stat.S_IMODE(found.st_mode)
+    uid = os.getuid() if hasattr(os, "getuid") else found.st_uid
+    problem = None
+    if not stat.S_ISDIR(found.st_mode):
+        problem = "is not a folder (a link or a file)"
+    elif found.st_uid != uid:
+        problem = f"is owned by uid {found.st_uid}, not by you (uid {uid})"
+    elif mode & 0o022:
+        problem = f"has mode {mode:04o}: group or others may write to it"
+    if problem:
+        raise PermissionError(
+            f"decode cache folder {path} {problem}; another local user could plant tensors "
+            "that training reads. Set $MODALOPS_DECODED_CACHE (or train.decode_cache_dir) to a "
+            f"folder of yours, or remove {path} if it is yours to remove."
+        )
+    if mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 class DecodedCache:
@@ -77,17 +116,26 @@ class DecodedCache:
         self.codec_hash = {s.name: _source_hash(s.codec.__file__) for s in codecs.streams}
         self.index = {s.name: i for i, s in enumerate(codecs.streams)}
 
-    def _entry(self, url: str, share: tuple[int, int] | None) -> Path:
-        text = json.dumps({**self.base, "url": url, "share": share}, sort_keys=True)
+    def _entry(self, url: str, share: tuple[int, int] | None, check: ShardCheck | None) -> Path:
+        sha256 = check.sha256 if check is not None else None
+        text = json.dumps(
+            {**self.base, "url": url, "sha256": sha256, "share": share}, sort_keys=True
+        )
         key = hashlib.sha256(text.encode()).hexdigest()[:32]
         return self.root / key[:2] / key
 
     def _array_path(self, entry: Path, stream: str) -> Path:
         return entry / f"s{self.index[stream]}-{self.codec_hash[stream]}.npy"
 
-    def has(self, url: str, share: tuple[int, int] | None, wanted: Sequence[str]) -> bool:
+    def has(
+        self,
+        url: str,
+        share: tuple[int, int] | None,
+        wanted: Sequence[str],
+        check: ShardCheck | None = None,
+    ) -> bool:
         """Whether an entry for `wanted` exists (its files; content is checked when read)."""
-        entry = self._entry(url, share)
+        entry = self._entry(url, share, check)
         return (entry / LIGHT_NAME).exists() and all(
             self._array_path(entry, s).exists() for s in wanted
         )
@@ -98,13 +146,17 @@ class DecodedCache:
         share: tuple[int, int] | None,
         wanted: Sequence[str],
         read_raw: Callable[[], Iterable[dict[str, Any]]],
+        check: ShardCheck | None = None,
     ) -> list[DecodedSample]:
         """The shard's samples (of `share` = (reader, readers), or all) decoded for `wanted`;
         from the cache where it has them, else by decoding `read_raw()` (raw sample dicts in
         shard order) and storing the result. Streams not wanted come back as the codec's
-        absent tensor, as in the decoding path."""
-        entry = self._entry(url, share)
+        absent tensor, as in the decoding path. `check` (the manifest's record of the shard)
+        keys the entry to the shard's bytes and says how many samples it must hold."""
+        entry = self._entry(url, share, check)
         light = self._read_light(entry)
+        if light is not None and check is not None and len(light) != _share_size(check, share):
+            light = None  # not what the manifest says this share holds: decode it again
         arrays: dict[str, np.ndarray] = {}
         if light is not None:
             for name in wanted:
@@ -174,7 +226,8 @@ class DecodedCache:
             return None
 
     def _write(self, entry: Path, light: list[dict], arrays: dict[str, np.ndarray]) -> None:
-        entry.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in (self.root, entry.parent, entry):  # each 0700 when this makes it
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, arr in arrays.items():
             _atomic(self._array_path(entry, name), lambda fh, a=arr: np.save(fh, a))
         # light.json last: an entry whose light file exists has whole arrays for what it lists
@@ -213,6 +266,11 @@ class DecodedCache:
 def _source_hash(path: str) -> str:
     """A codec source file's hash, read once per process (a cache is built every epoch)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _share_size(check: ShardCheck, share: tuple[int, int] | None) -> int:
+    """Samples of the shard in `share` (reader, readers): every readers-th from reader."""
+    return check.n_samples if share is None else len(range(share[0], check.n_samples, share[1]))
 
 
 def _light_of(raw: dict[str, Any], codecs: SpecCodecs) -> dict[str, Any]:

@@ -132,8 +132,12 @@ def dataset_versions_with(store: ObjectStore, sessions: set[str]) -> list[str]:
             continue
         try:
             manifest = DatasetManifest.from_json(store.get_text(key), source=store.uri(key))
-        except ValueError:
-            continue  # not a dataset manifest this version of modalops can read
+        except ValueError as exc:  # skipping it could miss a copy of the subject's data
+            raise PrivacyError(
+                f"{store.uri(key)}: cannot read this dataset manifest ({exc}); it may hold "
+                "the subject's sessions, so nothing is listed or deleted until it is readable "
+                "or removed"
+            ) from None
         if any(sessions & set(split.sessions) for split in manifest.splits.values()):
             out.append(manifest.version)
     return sorted(out)

@@ -273,3 +273,14 @@ def test_an_empty_subject_cell_is_nobodys(recordings):
     _add_session(recordings, session_id="rec-009", operator="")
     assert _find(recordings, "nan").sessions == []
     assert _find(recordings).sessions == MINE
+
+
+def test_an_unreadable_dataset_manifest_stops_the_listing_naming_it(tmp_path):
+    """A manifest that cannot be read may hold the subject's sessions: an error naming it,
+    never a listing (or a deletion) that quietly leaves that copy out."""
+    from modalops.privacy import dataset_versions_with
+
+    store = LocalStore(tmp_path / "store")
+    store.put_text("datasets/v-broken/manifest.json", "{not json")
+    with pytest.raises(PrivacyError, match=r"v-broken/manifest\.json: cannot read"):
+        dataset_versions_with(store, {"s1"})

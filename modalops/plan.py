@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from modalops.secrets import redact_uri
 from modalops.services import prefect_api_post
 from modalops.store import ObjectStore
 
@@ -214,7 +215,11 @@ def measure_run(
     if tracking_uri is None:
         m.remarks.append("no MLflow tracking URI: stage, training and inference figures not read")
         return m
-    _read_tracking(m, store, tracking_uri, experiment, model_name, prefect_api)
+    from modalops.register.registry import tracking_errors
+
+    # a server that does not answer: one error naming the URI with its password masked
+    with tracking_errors(tracking_uri, "modalops plan"):
+        _read_tracking(m, store, tracking_uri, experiment, model_name, prefect_api)
     return m
 
 
@@ -239,7 +244,8 @@ def _read_tracking(
     client = MlflowClient(tracking_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        m.remarks.append(f"MLflow experiment {experiment!r} not found at {tracking_uri}")
+        where = redact_uri(tracking_uri)
+        m.remarks.append(f"MLflow experiment {experiment!r} not found at {where}")
         return
     parents = client.search_runs(
         [exp.experiment_id],
@@ -261,7 +267,9 @@ def _read_tracking(
             stages = stage_seconds_from_tasks(prefect_task_seconds(api, flow_run_id))
             m.stage_source = f"Prefect task runs of flow run {flow_run_id}"
         except OSError as exc:
-            m.remarks.append(f"Prefect API {api} unreachable ({exc}); stage times from MLflow")
+            m.remarks.append(
+                redact_uri(f"Prefect API {api} unreachable ({exc}); stage times from MLflow")
+            )
     from_metrics = stage_seconds_from_metrics(parent.data.metrics)
     if all(v is None for v in stages.values()) and any(
         v is not None for v in from_metrics.values()

@@ -52,6 +52,7 @@ def plan(
         spec_stream_kinds,
         train_share,
     )
+    from modalops.register.registry import TrackingUnavailableError
     from modalops.store import open_store
 
     try:
@@ -95,7 +96,7 @@ def plan(
             storage_price_gb_month=storage_price_gb_month,
             train_fraction=train_share(cfg.shard.val_fraction, cfg.shard.test_fraction),
         )
-    except PlanError as exc:
+    except (PlanError, TrackingUnavailableError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
     if as_json:

@@ -235,9 +235,14 @@ class MultimodalPyfunc(mlflow.pyfunc.PythonModel):
         self, context, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         """Label, calibrated probability and abstention per row, with what its input lacks and
-        breaks (see `outputs_frame`). Columns are the spec's streams; an unknown column is
-        refused, naming it (a misspelt stream would otherwise be read as a missing one). The
-        caller's dataset spec (params `dataset_spec`), when given, must fit the model's."""
+        breaks (see `outputs_frame`); the caller's dataset spec (params `dataset_spec`), when
+        given, must fit the model's.
+
+        Columns are the spec's streams. An unknown column is refused, naming it (a misspelt
+        stream would otherwise be read as a missing one), wherever this method sees it: called
+        through `mlflow.pyfunc.load_model` or REST, MLflow's schema enforcement drops a column
+        the signature lacks before this runs (with a warning naming it), and the stream it was
+        meant to fill is then named in `missing_streams`."""
         caller_spec = (params or {}).get(SPEC_PARAM)
         if caller_spec:
             check_spec(self, caller_spec)

@@ -44,18 +44,28 @@ import mlflow
 # the consumer has no modalops, no lightning: only mlflow, torch and their dependencies
 before = {m: importlib.util.find_spec(m) is not None for m in ("modalops", "lightning", "prefect")}
 doc = json.load(open(sys.argv[2]))
-rows, binary = doc["rows"], set(doc["binary"])  # binary columns travel as base64 in JSON
-frame = pd.DataFrame(
-    {c: [base64.b64decode(r[c]) if c in binary else r[c] for r in rows] for c in doc["columns"]}
-)
+binary = set(doc["binary"])  # binary columns travel as base64 in JSON
+
+
+def frame_of(rows):
+    return pd.DataFrame(
+        {c: [base64.b64decode(r[c]) if c in binary else r[c] for r in rows] for c in doc["columns"]}
+    )
+
+
+frame = frame_of(doc["rows"])
 from_dir = mlflow.pyfunc.load_model(sys.argv[1]).predict(frame)
-from_registry = mlflow.pyfunc.load_model("models:/tiny@champion").predict(frame)
+champion = mlflow.pyfunc.load_model("models:/tiny@champion")
+from_registry = champion.predict(frame)
+absurd = champion.predict(frame_of([doc["absurd"]]))
 print(json.dumps({
     "before": before,
     "modalops_file": sys.modules["modalops"].__file__,
     "labels": from_dir["label"].tolist(),
     "probability": from_dir["probability"].tolist(),
     "registry_labels": from_registry["label"].tolist(),
+    "issues": from_dir["input_issues"].tolist(),
+    "absurd": json.loads(absurd.to_json(orient="records"))[0],
 }))
 """
 
@@ -138,9 +148,14 @@ def champion(tmp_path_factory):
         {c: base64.b64encode(r[c]).decode() if c in binary else r[c] for c in columns}
         for r in data.inputs.to_dict("records")
     ]
-    doc = {"columns": columns, "binary": binary, "rows": rows}
+    # the issue's row: 5,000 rows of 1e6 where one window holds 100 (the demo's 100 Hz, 1 s)
+    absurd = {**rows[0], "vibration": [[1e6, 1e6, 1e6]] * 5000}
+    doc = {"columns": columns, "binary": binary, "rows": rows, "absurd": absurd}
     (consumer_dir / "inputs.json").write_text(json.dumps(doc))
-    return {"uri": uri, "dir": consumer_dir, "rows": rows, "columns": columns, "expected": expected}
+    return {
+        "uri": uri, "dir": consumer_dir, "rows": rows, "absurd": absurd, "columns": columns,
+        "expected": expected,
+    }  # fmt: skip
 
 
 def test_fresh_venv_loads_champion_without_the_repo(consumer_python, champion):
@@ -163,6 +178,16 @@ def test_fresh_venv_loads_champion_without_the_repo(consumer_python, champion):
     assert out["labels"] == expected["label"].tolist() == out["registry_labels"]
     assert set(out["labels"]) <= set(LABELS)
     np.testing.assert_allclose(out["probability"], expected["probability"], rtol=1e-4)
+    # clean rows pass every stream's checks; the absurd one abstains, naming stream and problem
+    assert out["issues"] == [""] * len(expected)
+    absurd = out["absurd"]
+    print("absurd row, as the consumer sees it:", json.dumps(absurd, indent=1))
+    assert absurd["abstained"] is True and absurd["abstain_reason"].startswith("input issues")
+    issues = absurd["input_issues"]
+    assert "vibration: vibration_rate = 5000 (expected vibration__rate in [80, 120]" in issues
+    assert "vibration: vibration_max = 1e+06 (expected vibration__max in [-inf, 100])" in issues
+    assert "vibration: vibration_plausible_max = 1e+06" in issues  # from training statistics
+    assert absurd["missing_streams"] == ""
 
 
 def _free_port() -> int:
@@ -193,7 +218,7 @@ def test_mlflow_models_serve_answers_rest(consumer_python, champion):
                     break
             assert time.monotonic() < deadline, "server did not answer /ping within 120 s"
             time.sleep(0.5)
-        rows = champion["rows"]
+        rows = [*champion["rows"], champion["absurd"]]
         columns = champion["columns"]
         body = {
             "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}
@@ -206,7 +231,9 @@ def test_mlflow_models_serve_answers_rest(consumer_python, champion):
         with urllib.request.urlopen(request, timeout=60) as resp:
             predictions = json.loads(resp.read())["predictions"]
         assert len(predictions) == len(rows)
-        assert [p["label"] for p in predictions] == champion["expected"]["label"].tolist()
+        *clean, absurd = predictions
+        assert [p["label"] for p in clean] == champion["expected"]["label"].tolist()
+        assert absurd["abstained"] is True and "vibration_rate = 5000" in absurd["input_issues"]
         assert all(
             isinstance(p["abstained"], bool) and 0 < p["probability"] <= 1 for p in predictions
         )

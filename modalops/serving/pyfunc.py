@@ -1,11 +1,13 @@
-"""The fused model as an MLflow pyfunc: one column per spec stream in, label/probability/abstained out.
+"""The fused model as an MLflow pyfunc: one column per spec stream in; label, calibrated
+probability, abstention (and why), the input's issues and missing streams out.
 
 The pyfunc ships with the `modalops` package as code (`code_paths`) and carries the dataset spec
 it was trained on (the `dataset_spec` artifact, and inside the checkpoint). Inputs are converted
 with each stream kind's `codec.to_payload` and scored by `train.models.predict_logits` (the
 evaluation's decode path, through the DataModule's `train.inputs.raw_to_tensors`), so there is no
-train/serve skew. At load time it imports only mlflow, torch, numpy, pandas, PIL, pydantic and
-yaml (mlflow brings the last two).
+train/serve skew. Every row is first checked with its streams' kinds' validation rules
+(`serving.input_checks`); a row that breaks one abstains. At load time it imports only mlflow,
+torch, numpy, pandas, PIL, pydantic and yaml (mlflow brings the last two).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from modalops.kinds.payloads import is_absent
+from modalops.serving.input_checks import InputScreen, screen_inputs, serving_rules
 
 DEFAULT_LOADER = "modalops.train.models:load_classifier"
 SERVING_CONFIG_ARTIFACT = "serving_config"
@@ -107,10 +110,29 @@ def rows_to_raw(model_input: pd.DataFrame | Mapping[str, Any], spec: Any) -> lis
     return raws
 
 
+def abstain_reason(probability: float, issues: Sequence[str], threshold: float) -> str:
+    """Why a row abstains, "" when it does not: its input's issues, a low probability, or both."""
+    why = ["input issues"] if issues else []
+    if probability < threshold:
+        why.append(f"probability {probability:.2f} < threshold {threshold:.2f}")
+    return "; ".join(why)
+
+
 def outputs_frame(
-    logits: np.ndarray, labels: Sequence[str], temperature: float, threshold: float
+    logits: np.ndarray,
+    labels: Sequence[str],
+    temperature: float,
+    threshold: float,
+    screen: InputScreen | None = None,
 ) -> pd.DataFrame:
-    """Calibrated probabilities -> label, probability, abstained and one column per class."""
+    """Calibrated probabilities -> label, probability, abstained, abstain_reason, input_issues,
+    missing_streams and one prob_<class> column per class.
+
+    A row abstains when its probability is under `threshold` or when `screen` found an issue in
+    its input (the model's answer on data its own checks reject is no answer); `abstain_reason`
+    says which, `input_issues` lists the issues ("; "-joined, "" when none), `missing_streams`
+    the model's streams the row lacks (", "-joined).
+    """
     labels = list(labels)
     z = np.asarray(logits, dtype=np.float64).reshape(-1, len(labels)) / temperature
     z -= z.max(axis=1, keepdims=True) if len(z) else 0.0
@@ -118,11 +140,17 @@ def outputs_frame(
     probs /= probs.sum(axis=1, keepdims=True) if len(z) else 1.0
     top = probs.argmax(axis=1)
     conf = probs[np.arange(len(top)), top]
+    issues = screen.issues if screen is not None else [[] for _ in top]
+    missing = screen.missing if screen is not None else [[] for _ in top]
+    reasons = [abstain_reason(p, found, threshold) for p, found in zip(conf, issues, strict=True)]
     out = pd.DataFrame(
         {
             "label": [labels[i] for i in top],
             "probability": conf,
-            "abstained": conf < threshold,
+            "abstained": np.array([bool(r) for r in reasons], dtype=bool),
+            "abstain_reason": pd.Series(reasons, dtype=object),
+            "input_issues": pd.Series(["; ".join(f) for f in issues], dtype=object),
+            "missing_streams": pd.Series([", ".join(m) for m in missing], dtype=object),
         }
     )
     for j, name in enumerate(labels):
@@ -194,26 +222,42 @@ class MultimodalPyfunc(mlflow.pyfunc.PythonModel):
             )
         return spec
 
+    def input_rules(self) -> dict:
+        """{stream: serving rules} of the model's streams, built once (spec + trained encoders)."""
+        if getattr(self, "_input_rules", None) is None:
+            streams = self.config.get("streams") or list(self.spec.streams)
+            encoders = getattr(self.model, "encoders", None) or {}
+            found = {s: encoders[s] for s in streams if s in encoders}
+            self._input_rules = serving_rules(self.spec, streams, found)
+        return self._input_rules
+
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
+        """Label, calibrated probability and abstention per row, with what its input lacks and
+        breaks (see `outputs_frame`); the caller's dataset spec (params `dataset_spec`), when
+        given, must fit the model's.
+
+        Columns are the spec's streams. An unknown column is refused, naming it (a misspelt
+        stream would otherwise be read as a missing one), wherever this method sees it: called
+        through `mlflow.pyfunc.load_model` or REST, MLflow's schema enforcement drops a column
+        the signature lacks before this runs (with a warning naming it), and the stream it was
+        meant to fill is then named in `missing_streams`."""
         caller_spec = (params or {}).get(SPEC_PARAM)
         if caller_spec:
             check_spec(self, caller_spec)
         from modalops.train.models import predict_logits
 
         raws = rows_to_raw(model_input, self.spec)
+        labels, threshold = self.labels, float(self.config["abstention_threshold"])
         if not raws:
-            return outputs_frame(np.zeros((0, len(self.labels))), self.labels, 1.0, 0.0)
+            return outputs_frame(np.zeros((0, len(labels))), labels, 1.0, threshold)
+        window_s = float(self.config.get("window_s") or self.model.window_s)
+        screen = screen_inputs(raws, self.spec, self.input_rules(), window_s)
         logits = predict_logits(
             self.model, [{"streams": r} for r in raws], int(self.config.get("batch_size", 64))
         )
-        return outputs_frame(
-            logits,
-            self.labels,
-            float(self.config["temperature"]),
-            float(self.config["abstention_threshold"]),
-        )
+        return outputs_frame(logits, labels, float(self.config["temperature"]), threshold, screen)
 
 
 def to_input_frame(samples: Sequence[Mapping[str, Any]], spec: Any) -> pd.DataFrame:

@@ -18,7 +18,8 @@ def input_colspec(name: str, kind: str) -> Any:
 
 
 def model_signature(spec: Any):
-    """One optional input column per spec stream -> label, probability, abstained, prob_<class>."""
+    """One optional input column per spec stream -> label, probability, abstained,
+    abstain_reason, input_issues, missing_streams, prob_<class> (see pyfunc.outputs_frame)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
@@ -30,6 +31,9 @@ def model_signature(spec: Any):
             ColSpec(DataType.string, "label"),
             ColSpec(DataType.double, "probability"),
             ColSpec(DataType.boolean, "abstained"),
+            ColSpec(DataType.string, "abstain_reason"),
+            ColSpec(DataType.string, "input_issues"),
+            ColSpec(DataType.string, "missing_streams"),
             *[ColSpec(DataType.double, f"prob_{name}") for name in spec.labels.classes],
         ]
     )

@@ -17,6 +17,12 @@ DRIFT_STATS: tuple[str, ...] = ("std", "nan_fraction")
 _STATS = ("decodable", "rows", "nan_fraction", "min", "max", "std", "flat_channels")
 BANDS = 8
 FMIN_HZ = 1.0
+# A served window is implausible beyond the training windows' per-channel mean +- this many
+# standard deviations. Measured on held-out 1 s windows, mean and std from the training ones:
+# BasicMotions (benchmarks/real/sources.py) accelerometer 6.8, gyroscope 11.6; Daphnet
+# accelerometers up to 21.9 (ankle, a freezing-of-gait recording); the demo's vibration 5.2.
+# 50 is more than twice the largest.
+SERVING_RANGE_SD = 50.0
 
 
 def _load(data: object) -> np.ndarray | None:
@@ -98,6 +104,30 @@ def sample_rules(stream: str, params, checks) -> list[Rule]:
              note=f"channels whose range in the window is <= {checks.flat_std:g}")
     )  # fmt: skip
     return rules
+
+
+def serving_rules(stream: str, params, checks, encoder=None) -> list[Rule]:
+    """What the served model checks in every input row: the per-window rules, finite values, and
+    values within the training windows' range (each channel's mean +- SERVING_RANGE_SD standard
+    deviations, as the encoder's input normalisation learnt them) when the encoder has one."""
+    from modalops.kinds.timeseries.encoder import channel_statistics
+
+    top = float(np.finfo(np.float64).max)  # +-inf lie outside it; the codec would zero them
+    lo, hi, note = -top, top, "finite values"
+    trained = channel_statistics(encoder) if encoder is not None else None
+    if trained is not None:
+        mean, std = trained
+        # floor: a channel constant in training still admits rounding-size differences
+        spread = SERVING_RANGE_SD * np.maximum(std, 1e-6 * (1.0 + np.abs(mean)))
+        lo, hi = float((mean - spread).min()), float((mean + spread).max())
+        note = f"each channel's training mean +- {SERVING_RANGE_SD:g} sd"
+    return [
+        *sample_rules(stream, params, checks),
+        Rule(f"{stream}_plausible_min", stat_column(stream, "min"), "between", stream,
+             min_value=lo, note=note),
+        Rule(f"{stream}_plausible_max", stat_column(stream, "max"), "between", stream,
+             max_value=hi, note=note),
+    ]  # fmt: skip
 
 
 def catalog_rules(stream: str, params, checks) -> list[Rule]:

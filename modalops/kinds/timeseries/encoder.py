@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -42,6 +43,16 @@ class TimeseriesEncoder(nn.Module):
                 torch.cat([self.net((x - mean) / (std.mean(1, keepdim=True) + 0.1)), stats], dim=1)
             )
         )
+
+
+def channel_statistics(encoder: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-channel mean and standard deviation of the training windows, as the encoder's input
+    normalisation estimated them; None when it has none (version 2) or never saw a batch."""
+    norm = getattr(encoder, "norm", None)
+    if not isinstance(norm, nn.BatchNorm1d) or not int(norm.num_batches_tracked or 0):
+        return None
+    mean = norm.running_mean.detach().cpu().numpy().astype(np.float64)
+    return mean, np.sqrt(norm.running_var.detach().cpu().numpy().astype(np.float64))
 
 
 def build_encoder(params: Any, shape: tuple[int, ...], hidden: int, version: int = 3) -> nn.Module:

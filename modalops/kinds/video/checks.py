@@ -5,6 +5,7 @@ from modalops.kinds.image.checks import (
     DRIFT_STATS,
     label_features,
     sample_rules,
+    serving_rules,
     session_relative,
     window_stats,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "catalog_rules",
     "label_features",
     "sample_rules",
+    "serving_rules",
     "session_relative",
     "window_stats",
 ]

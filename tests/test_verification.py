@@ -88,3 +88,20 @@ def test_the_least_confident_share_goes_to_review_whatever_the_threshold():
     assert out["reasons"][1] == "least confident 20% of the batch (probability <= 0.71)"
     assert set(route_windows(pred, SPEC, VerificationConfig(least_confident_share=0), 0.5)[
         "route"]) == {ACCEPT}  # fmt: skip
+
+
+def test_an_abstention_for_input_issues_routes_with_the_models_own_reason():
+    """The served model abstains on input its kind checks reject, whatever its probability:
+    the review reason says so (not "probability < threshold", which a 0.99 row is not)."""
+    a = CLASSES[0]
+    pred = _frame([
+        {"label": a, "probability": 0.99, "abstained": True, "abstain_reason": "input issues",
+         "input_issues": "s: s_max = 1e+06 (expected s__max in [-inf, 25.7])"},
+        {"label": a, "probability": 0.40, "abstained": True,
+         "abstain_reason": "probability 0.40 < threshold 0.50", "input_issues": ""},
+    ])  # fmt: skip
+    out = route_windows(pred, SPEC, VerificationConfig(least_confident_share=0), 0.5)
+    assert list(out["reasons"]) == [
+        "abstained: input issues (s: s_max = 1e+06 (expected s__max in [-inf, 25.7]))",
+        "abstained: probability 0.40 < threshold 0.50",
+    ]

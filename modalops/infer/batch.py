@@ -34,7 +34,11 @@ from modalops.store import ObjectStore, join_key
 
 PREDICTION_BASE = (
     "session_id", "window_index", "t_start", "t_end", "label", "probability", "abstained",
+    "abstain_reason", "input_issues",
 )  # fmt: skip
+# what the served model says about its input (modalops.serving.pyfunc.outputs_frame); a model
+# registered before it did is read as having said nothing
+INPUT_REPORT_COLUMNS = ("abstain_reason", "input_issues")
 
 
 OUTPUTS = {
@@ -200,6 +204,9 @@ def run_batch(
     else:
         base = rows[["session_id", "window_index", "t_start", "t_end"]].reset_index(drop=True)
         pred = pd.concat([base, outputs], axis=1)
+        for col in INPUT_REPORT_COLUMNS:
+            if col not in pred.columns:
+                pred[col] = ""
         pred["true_label"] = rows["label"].astype("string")
         for s in spec.stream_names:
             pred[columns.presence_column(s)] = rows[columns.presence_column(s)].astype(bool)

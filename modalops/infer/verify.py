@@ -61,10 +61,16 @@ def route_windows(
     prob = predictions["probability"].to_numpy(np.float64)
     label = predictions["label"].astype(str).to_numpy()
     if rules.abstained:
-        add(
-            predictions["abstained"].to_numpy(bool),
-            lambda i: f"abstained: probability {prob[i]:.2f} < threshold {threshold:.2f}",
-        )
+        why = predictions.get("abstain_reason", pd.Series([""] * n)).fillna("").astype(str)
+        issues = predictions.get("input_issues", pd.Series([""] * n)).fillna("").astype(str)
+
+        def abstained(i: int) -> str:
+            # the model's own reason (its input failed a check, or a low probability)
+            if why.iat[i]:
+                return f"abstained: {why.iat[i]}" + (f" ({issues.iat[i]})" if issues.iat[i] else "")
+            return f"abstained: probability {prob[i]:.2f} < threshold {threshold:.2f}"
+
+        add(predictions["abstained"].to_numpy(bool), abstained)
     k = int(np.ceil(rules.least_confident_share * n)) if n else 0
     if k:
         order = np.argsort(prob, kind="stable")[:k]

@@ -29,7 +29,7 @@ import json
 import struct
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from unittest import mock
 
@@ -187,13 +187,24 @@ class Clean:
     files: dict[str, bytes]
     run: RunResult
     aligned: Aligned
+    _derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False)
 
     def key(self, sid: str, stream: str) -> str:
         return layout.session_key(self.spec, sid, self.spec.streams[stream].path)
 
+    def derived(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """`make()` once per key: the clean run never changes, and every example compares with
+        the same few slices of it (sorting a catalog slice costs more than ingesting a file)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
     def row(self, sid: str, stream: str) -> dict[str, Any]:
         cat = self.run.catalog
-        return _rows(cat[(cat["session_id"] == sid) & (cat["stream"] == stream)])[0]
+        return self.derived(
+            ("row", sid, stream),
+            lambda: _rows(cat[(cat["session_id"] == sid) & (cat["stream"] == stream)])[0],
+        )
 
 
 def clean_run(raw: ObjectStore, spec: DatasetSpec) -> Clean:
@@ -312,9 +323,9 @@ class Tally:
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    ordered = df.sort_values(["session_id", "stream"]) if len(df) > 1 else df  # one row: as is
     return [
-        {k: (None if pd.isna(v) else v) for k, v in r.items()}
-        for r in df.sort_values(["session_id", "stream"]).to_dict("records")
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in ordered.to_dict("records")
     ]
 
 
@@ -393,15 +404,16 @@ def _judge_ingest(clean: Clean, damage: Damage, got: RunResult) -> Outcome:
     raw, spec, sid = clean.raw, clean.spec, damage.session_id
     fails: list[str] = []
     cat, q = got.catalog, got.quarantine
+
     # every row but the damaged stream's is the clean run's (hashes, status, every value)
-    untouched = ~(
-        (cat["session_id"] == sid) & ((cat["stream"] == damage.stream) | (damage.stream is None))
-    )
-    ref = clean.run.catalog
-    ref_untouched = ~(
-        (ref["session_id"] == sid) & ((ref["stream"] == damage.stream) | (damage.stream is None))
-    )
-    if not _sorted(cat[untouched]).equals(_sorted(ref[ref_untouched])):
+    def untouched(cat: pd.DataFrame) -> pd.DataFrame:
+        mine = (cat["session_id"] == sid) & (
+            (cat["stream"] == damage.stream) | (damage.stream is None)
+        )
+        return _sorted(cat[~mine])
+
+    ref = clean.derived(("untouched", sid, damage.stream), lambda: untouched(clean.run.catalog))
+    if not untouched(cat).equals(ref):
         fails.append("catalog rows of undamaged streams/sessions changed")
     stray = q[
         (q["session_id"] != sid) | ((q["stream"] != damage.stream) & (damage.stream is not None))
@@ -475,7 +487,10 @@ def count_windows(clean: Clean, damage: Damage, now: pd.DataFrame) -> tuple[Wind
         theirs = {r for r in rows if r[at] != sid}
         return _project([r for r in rows if r[at] == sid], undamaged), theirs
 
-    (mine_ref, theirs_ref), (mine_now, theirs_now) = split(clean.aligned.samples), split(now)
+    mine_ref, theirs_ref = clean.derived(
+        ("windows", sid, damage.stream), lambda: split(clean.aligned.samples)
+    )
+    mine_now, theirs_now = split(now)
     expected, kept = len(theirs_ref), len(theirs_ref & theirs_now)
     added = len(theirs_now - theirs_ref)
     same = len(mine_ref & mine_now)

@@ -4,16 +4,21 @@ with more examples per case, as a table of what ingest and align did with each k
     .venv/bin/python benchmarks/fuzz_inputs.py                 # 50 examples per case
     .venv/bin/python benchmarks/fuzz_inputs.py --examples 10 --only audio
 
-Columns: examples tried; quarantined with a reason naming the damaged file; tolerated (the
-stream stays ok, values handled as the kind documents); flagged (ingest keeps it, a catalog
-rule of the validation gate breaks on exactly that row); crashes (an exception escaped);
-failed (a promise broken: e.g. quarantined without naming the file); valid samples lost.
+Columns: examples tried; measured (ingested, aligned and counted: only a crash leaves one
+unmeasured); quarantined with a reason naming the damaged file; tolerated (the stream stays ok,
+values handled as the kind documents); flagged (ingest keeps it, a catalog rule of the validation
+gate breaks on exactly that row); crashed (an exception escaped); failed (a promise broken: e.g.
+quarantined without naming the file, or a valid window lost). Windows, summed over the measured
+examples: expected (the clean run's windows each damage must leave identical: the other
+sessions', and the damaged session's on its undamaged streams), kept identical, lost; at stake
+(the damaged session's windows when its reference stream, which defines the windows and every
+other stream's clock, or its whole folder was damaged: not promised), of which still cut (same
+index and label) and identical on the undamaged streams.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 import tempfile
 import time
@@ -28,28 +33,23 @@ from modalops.testing import fuzz  # noqa: E402
 
 
 def run_case(
-    case: fuzz.Case, clean: fuzz.Clean, examples: int
-) -> tuple[collections.Counter, int, list[str]]:
-    counts: collections.Counter = collections.Counter()
-    lost = [0]
+    case: fuzz.Case, clean: fuzz.Clean, memo: fuzz.AlignMemo, tally: fuzz.Tally, examples: int
+) -> list[str]:
+    """Every example of one case into `tally`; the first failures, for the notes."""
+    tally.clear(case.label)
     failures: list[str] = []
-    first = [True]
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case.build(clean))
     def example(damage: fuzz.Damage) -> None:
-        # same policy as the test, per case: the first example and every one the damage reaches
-        align = True if (first[0] or case.align == "always") else None
-        first[0] = False
-        outcome = fuzz.run_example(clean, damage, align=align)
-        counts[outcome.category] += 1
-        lost[0] += outcome.lost
+        outcome = fuzz.run_example(clean, damage, memo)
+        tally.add(case.label, outcome)
         if outcome.failures and len(failures) < 3:
             failures.append(f"{damage!r}: {outcome.failures[0][:400]}")
 
     example()  # failures are counted, not raised: the table shows them
-    return counts, lost[0], failures
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,32 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         raw = LocalStore(tmp)
-        spec = fuzz.write_fuzz_dataset(raw)
-        clean = fuzz.clean_run(raw, spec)
-        header = ("| kind | case | tried | quarantined (file named) | tolerated | flagged | "
-                  "crashes | failed | valid samples lost |")  # fmt: skip
-        print(f"bad-input fuzzing, {args.examples} examples per case\n")
-        print(header)
-        print("|" + "---|" * 9)
-        totals: collections.Counter = collections.Counter()
-        lost_total, notes = 0, []
-        for case in fuzz.CASES:
-            if args.only and args.only not in case.label:
-                continue
-            counts, lost, failures = run_case(case, clean, args.examples)
-            totals.update(counts)
-            totals["tried"] += sum(counts.values())
-            lost_total += lost
+        clean = fuzz.clean_run(raw, fuzz.write_fuzz_dataset(raw))
+        memo, tally, notes = fuzz.AlignMemo(), fuzz.Tally(), []
+        cases = [c for c in fuzz.CASES if args.only in c.label]
+        for case in cases:
+            failures = run_case(case, clean, memo, tally, args.examples)
             notes += [f"{case.label}: {f}" for f in failures]
-            print(f"| {case.kind} | {case.name} | {sum(counts.values())} | {counts['quarantined']} "
-                  f"| {counts['tolerated']} | {counts['flagged']} | {counts['crashed']} "
-                  f"| {counts['failed']} | {lost} |", flush=True)  # fmt: skip
-        print(f"| **all** | | {totals['tried']} | {totals['quarantined']} | {totals['tolerated']} "
-              f"| {totals['flagged']} | {totals['crashed']} | {totals['failed']} | {lost_total} |")  # fmt: skip
-        print(f"\n{time.perf_counter() - started:.0f} s")
+        total = tally.total()
+        print(f"bad-input fuzzing, {args.examples} examples per case\n")
+        print(tally.table(cases))
+        print(f"\n{tally.summary(memo)}; {time.perf_counter() - started:.0f} s")
         for n in notes:
             print("FAILED", n)
-    return 1 if totals["crashed"] or totals["failed"] or lost_total else 0
+    unmeasured = total["tried"] - total["measured"]
+    return 1 if total["crashed"] or total["failed"] or total["lost"] or unmeasured else 0
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@ valid dataset, and the checks that ingest and align quarantine it (naming the fi
 it, without crashing and without losing any valid sample. Shared by tests/test_fuzz_inputs.py
 and benchmarks/fuzz_inputs.py:
 
-    raw = LocalStore(tmp); write_fuzz_dataset(raw)
-    clean = clean_run(raw)
-    outcome = run_example(raw, clean, damage)   # damage drawn from CASES[i].strategy(clean)
+    raw = LocalStore(tmp); spec = write_fuzz_dataset(raw)
+    clean, memo, tally = clean_run(raw, spec), AlignMemo(), Tally()
+    outcome = run_example(clean, damage, memo)   # damage drawn from CASES[i].build(clean)
+    tally.add(CASES[i].label, outcome); print(tally.table(CASES))
+
+Every example is ingested and aligned, and its windows are counted against the clean run's
+(Windows says which are promised); AlignMemo aligns each distinct input once, so the hundreds of
+examples that quarantine the same stream cost one alignment.
 
 Each case says what the kind's documented checks (modalops/kinds/<kind>/params.py, read.py)
 decide: `quarantine` (the file's URI is in a quarantine reason), `tolerate` (the stream stays ok
@@ -16,6 +21,7 @@ decides between quarantine and a shorter, still valid file).
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import io
@@ -37,6 +43,7 @@ from modalops.dataset.spec import SPEC_FILE, DatasetSpec, parse_spec
 from modalops.kinds.audio.wav import encode_wav
 from modalops.kinds.text.read import TextStream
 from modalops.store import ObjectStore
+from modalops.testing.read_memo import ReadMemo
 from modalops.testing.recordings import (
     LIGHT_ROI,
     encode_image,
@@ -108,50 +115,67 @@ def sample_digest(samples: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
 
 @dataclass
 class RunResult:
+    """What ingest_recordings kept and quarantined."""
+
     catalog: pd.DataFrame
     quarantine: pd.DataFrame
-    samples: pd.DataFrame | None  # sample_digest of every session, None when align was not run
-    align_quarantine: pd.DataFrame | None = None
 
 
-def run_pipeline(
-    raw: ObjectStore, spec: DatasetSpec, align: bool, plots: bool = False
-) -> RunResult:
-    """ingest_recordings, then (if `align`) align_dataset into a scratch store.
+@dataclass
+class Aligned:
+    """What align_dataset cut: sample_digest of every session's windows, and its quarantine."""
+
+    samples: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+def ingest(raw: ObjectStore, spec: DatasetSpec) -> RunResult:
+    from modalops.config.data import IngestConfig
+    from modalops.ingest import ingest_recordings
+
+    got = ingest_recordings(raw, spec, IngestConfig(raw_uri=raw.uri("")))
+    return RunResult(got.catalog, got.quarantine)
+
+
+def align_inputs(spec: DatasetSpec, got: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What align_dataset reads of the ingest result: each row's status and the session's
+    metadata (align/dataset.py), and the URIs quarantined at ingest (bad_files). Align is given
+    only these, so the memo's key covers all of it: a column it comes to need fails loudly."""
+    catalog = got.catalog[["session_id", "stream", "status", *spec.meta_columns]]
+    return catalog, got.quarantine[["stage", "uri"]]
+
+
+def align(raw: ObjectStore, spec: DatasetSpec, got: RunResult, plots: bool = False) -> Aligned:
+    """align_dataset into a scratch store.
 
     `plots=False` replaces the three matplotlib PNGs of the align report with nothing: drawing
     them is ~1.5 s a call and none of the fuzzed input reaches them; the clean run draws them.
     """
-    import modalops.align.dataset as align_mod
-    from modalops.config.align import AlignConfig
-    from modalops.config.data import IngestConfig
-    from modalops.ingest import ingest_recordings
-    from modalops.store import LocalStore
-
-    got = ingest_recordings(raw, spec, IngestConfig(raw_uri=raw.uri("")))
-    if not align:
-        return RunResult(got.catalog, got.quarantine, None)
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
+    import modalops.align.dataset as align_mod
+    from modalops.align.session import empty_samples
+    from modalops.config.align import AlignConfig
+    from modalops.store import LocalStore
+
+    catalog, quarantine = align_inputs(spec, got)
+    plotter = align_mod.write_plots if plots else lambda *a: []
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(align_mod, "write_plots", plotter):
         out = LocalStore(tmp)
-        patch = (
-            mock.patch.object(align_mod, "write_plots", lambda *a: [])
-            if not plots
-            else mock.patch.object(align_mod, "write_plots", align_mod.write_plots)
-        )
-        with patch:
-            res = align_mod.align_dataset(
-                raw, spec, got.catalog, AlignConfig(), out, "fuzz", got.quarantine
-            )
+        res = align_mod.align_dataset(raw, spec, catalog, AlignConfig(), out, "fuzz", quarantine)
         frames = [pd.read_parquet(io.BytesIO(out.get_bytes(k))) for k in res.part_keys]
-    samples = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame(columns=["session_id", "window_index", "label"])
-    )
-    digest = sample_digest(samples, spec) if frames else samples
-    return RunResult(got.catalog, got.quarantine, digest, res.quarantine)
+    samples = pd.concat(frames, ignore_index=True) if frames else empty_samples(spec)
+    return Aligned(sample_digest(samples, spec), res.quarantine)
+
+
+class AlignMemo(ReadMemo):
+    """Alignments of damaged copies of one dataset, each run once per distinct input: equal
+    align_inputs and every read of the raw store answering the same (ReadMemo)."""
+
+    def align(self, raw: ObjectStore, spec: DatasetSpec, got: RunResult) -> Aligned:
+        catalog, quarantine = align_inputs(spec, got)
+        key = _hash(catalog.to_csv(index=False) + quarantine.to_csv(index=False))
+        return self.run(raw, key, lambda store: align(store, spec, got))
 
 
 @dataclass
@@ -162,21 +186,34 @@ class Clean:
     spec: DatasetSpec
     files: dict[str, bytes]
     run: RunResult
+    aligned: Aligned
+    _derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False)
 
     def key(self, sid: str, stream: str) -> str:
         return layout.session_key(self.spec, sid, self.spec.streams[stream].path)
 
+    def derived(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """`make()` once per key: the clean run never changes, and every example compares with
+        the same few slices of it (sorting a catalog slice costs more than ingesting a file)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
     def row(self, sid: str, stream: str) -> dict[str, Any]:
         cat = self.run.catalog
-        return _rows(cat[(cat["session_id"] == sid) & (cat["stream"] == stream)])[0]
+        return self.derived(
+            ("row", sid, stream),
+            lambda: _rows(cat[(cat["session_id"] == sid) & (cat["stream"] == stream)])[0],
+        )
 
 
 def clean_run(raw: ObjectStore, spec: DatasetSpec) -> Clean:
     files = {k: raw.get_bytes(k) for k in raw.list("")}
-    run = run_pipeline(raw, spec, align=True, plots=True)
+    run = ingest(raw, spec)
+    aligned = align(raw, spec, run, plots=True)
     if not (run.catalog["status"] == "ok").all() or len(run.quarantine):
         raise AssertionError(f"the clean dataset is not clean:\n{run.catalog}\n{run.quarantine}")
-    return Clean(raw, spec, files, run)
+    return Clean(raw, spec, files, run, aligned)
 
 
 @dataclass
@@ -203,20 +240,92 @@ class Damage:
                 f"bytes written {sizes})")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Windows:
+    """One example's aligned windows counted against the clean run's (count_windows).
+
+    Promised (`expected`): every window of the other sessions, whole, and the damaged session's
+    windows on its undamaged streams. Not promised (`at_stake`): the windows of a session whose
+    reference stream (it defines the windows and every other stream's clock) or whole folder was
+    damaged; counted as still cut (same index and label) and identical on the undamaged streams.
+    """
+
+    expected: int
+    kept: int  # expected windows identical after the damage
+    at_stake: int
+    at_stake_cut: int
+    at_stake_same: int
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.kept
+
+
 @dataclass
 class Outcome:
     """What one example did; `failures` are broken promises (empty: the example passed)."""
 
     category: str  # quarantined | tolerated | flagged | crashed | failed
-    failures: list[str] = field(default_factory=list)
-    lost: int = 0  # valid samples (windows of untouched data) missing or changed
-    aligned: bool = False
+    failures: list[str]
+    windows: Windows | None  # None: not measured (a crash stopped the example before counting)
+
+    @property
+    def lost(self) -> int | None:
+        """Valid windows lost or changed; None when the example was not measured."""
+        return None if self.windows is None else self.windows.lost
+
+
+class Tally:
+    """Outcomes per case and the windows of the measured ones: an unmeasured example adds to
+    `tried` and nothing to the window counts, so `measured` < `tried` shows it."""
+
+    HEADER = ("| kind | case | tried | measured | quarantined (file named) | tolerated | flagged "
+              "| crashed | failed | windows expected | kept | lost | at stake: reference or "
+              "folder damaged | still cut | identical |")  # fmt: skip
+    COLUMNS = ("tried", "measured", "quarantined", "tolerated", "flagged", "crashed", "failed",
+               "expected", "kept", "lost", "at_stake", "at_stake_cut", "at_stake_same")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.cases: dict[str, collections.Counter] = {}
+
+    def clear(self, label: str) -> None:
+        self.cases[label] = collections.Counter()
+
+    def add(self, label: str, outcome: Outcome) -> None:
+        counts = self.cases.setdefault(label, collections.Counter())
+        counts["tried"] += 1
+        counts[outcome.category] += 1
+        w = outcome.windows
+        if w is not None:
+            counts["measured"] += 1
+            counts.update(expected=w.expected, kept=w.kept, lost=w.lost, at_stake=w.at_stake,
+                          at_stake_cut=w.at_stake_cut, at_stake_same=w.at_stake_same)  # fmt: skip
+
+    def total(self) -> collections.Counter:
+        return sum(self.cases.values(), collections.Counter())
+
+    def summary(self, memo: ReadMemo) -> str:
+        """One line of the totals, with how many alignments were run for them."""
+        t = self.total()
+        return (f"{t['tried']} examples, {t['measured']} measured ({memo.ran} distinct align "
+                f"inputs aligned, {memo.replayed} replayed): {t['kept']} of {t['expected']} valid "
+                f"windows kept, {t['lost']} lost")  # fmt: skip
+
+    def table(self, cases: list[Case]) -> str:
+        """A markdown table: one row per case run, then the totals."""
+
+        def row(kind: str, name: str, c: collections.Counter) -> str:
+            return f"| {kind} | {name} | " + " | ".join(str(c[k]) for k in self.COLUMNS) + " |"
+
+        rows = [row(c.kind, c.name, self.cases[c.label]) for c in cases if c.label in self.cases]
+        sep = "|" + "---|" * (len(self.COLUMNS) + 2)
+        return "\n".join([self.HEADER, sep, *rows, row("**all**", "", self.total())])
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    ordered = df.sort_values(["session_id", "stream"]) if len(df) > 1 else df  # one row: as is
     return [
-        {k: (None if pd.isna(v) else v) for k, v in r.items()}
-        for r in df.sort_values(["session_id", "stream"]).to_dict("records")
+        {k: (None if pd.isna(v) else v) for k, v in r.items()} for r in ordered.to_dict("records")
     ]
 
 
@@ -266,29 +375,23 @@ def _catalog_rule_breaks(catalog: pd.DataFrame, spec: DatasetSpec) -> dict[str, 
     return out
 
 
-def run_example(clean: Clean, damage: Damage, align: bool | None = None) -> Outcome:
-    """Apply the damage, run ingest (and align), check every promise, restore the files.
-
-    `align=None`: align only when the damaged file passed ingest (tolerated or flagged), the
-    examples where the damage reaches the align stage at all.
-    """
+def run_example(clean: Clean, damage: Damage, memo: AlignMemo | None = None) -> Outcome:
+    """Apply the damage, run ingest and align, check every promise, count the windows against
+    the clean run's, restore the files. Every example is aligned (through `memo`, equal inputs
+    once); only a crash leaves it unmeasured."""
     raw, spec = clean.raw, clean.spec
     _apply(raw, damage.writes)
     try:
         try:
-            got = run_pipeline(raw, spec, align=False)
+            got = ingest(raw, spec)
         except Exception:  # noqa: BLE001 - a crash is what this looks for
-            return Outcome("crashed", [f"ingest crashed:\n{traceback.format_exc()}"])
+            return Outcome("crashed", [f"ingest crashed:\n{traceback.format_exc()}"], None)
         outcome = _judge_ingest(clean, damage, got)
-        if align is None:
-            align = outcome.category in ("tolerated", "flagged")
-        if outcome.category == "failed" or not align:
-            return outcome
         try:
-            aligned = run_pipeline(raw, spec, align=True)
+            aligned = memo.align(raw, spec, got) if memo is not None else align(raw, spec, got)
         except Exception:  # noqa: BLE001
-            return Outcome("crashed", [f"align crashed:\n{traceback.format_exc()}"], aligned=True)
-        outcome.aligned = True
+            crash = f"align crashed:\n{traceback.format_exc()}"
+            return Outcome("crashed", [*outcome.failures, crash], None)
         _judge_align(clean, damage, aligned, outcome)
         if outcome.failures:
             outcome.category = "failed"
@@ -301,15 +404,16 @@ def _judge_ingest(clean: Clean, damage: Damage, got: RunResult) -> Outcome:
     raw, spec, sid = clean.raw, clean.spec, damage.session_id
     fails: list[str] = []
     cat, q = got.catalog, got.quarantine
+
     # every row but the damaged stream's is the clean run's (hashes, status, every value)
-    untouched = ~(
-        (cat["session_id"] == sid) & ((cat["stream"] == damage.stream) | (damage.stream is None))
-    )
-    ref = clean.run.catalog
-    ref_untouched = ~(
-        (ref["session_id"] == sid) & ((ref["stream"] == damage.stream) | (damage.stream is None))
-    )
-    if not _sorted(cat[untouched]).equals(_sorted(ref[ref_untouched])):
+    def untouched(cat: pd.DataFrame) -> pd.DataFrame:
+        mine = (cat["session_id"] == sid) & (
+            (cat["stream"] == damage.stream) | (damage.stream is None)
+        )
+        return _sorted(cat[~mine])
+
+    ref = clean.derived(("untouched", sid, damage.stream), lambda: untouched(clean.run.catalog))
+    if not untouched(cat).equals(ref):
         fails.append("catalog rows of undamaged streams/sessions changed")
     stray = q[
         (q["session_id"] != sid) | ((q["stream"] != damage.stream) & (damage.stream is not None))
@@ -324,7 +428,7 @@ def _judge_ingest(clean: Clean, damage: Damage, got: RunResult) -> Outcome:
         )
         if not ok:
             fails.append(f"missing session folder not quarantined by name: {_rows(mine)}")
-        return Outcome("failed" if fails else "quarantined", fails)
+        return Outcome("failed" if fails else "quarantined", fails, None)
 
     row = _rows(cat[(cat["session_id"] == sid) & (cat["stream"] == damage.stream)])[0]
     mine_q = q[(q["session_id"] == sid) & (q["stream"] == damage.stream)]
@@ -361,40 +465,54 @@ def _judge_ingest(clean: Clean, damage: Damage, got: RunResult) -> Outcome:
         mine_breaks = [r for r, where in breaks.items() if (sid, damage.stream) in where]
         if mine_breaks:
             fails.append(f"tolerated, but breaks catalog rules {mine_breaks}")
-    return Outcome("failed" if fails else category, fails)
+    return Outcome("failed" if fails else category, fails, None)
 
 
-def _judge_align(clean: Clean, damage: Damage, got: RunResult, outcome: Outcome) -> None:
-    sid, spec = damage.session_id, clean.spec
-    ref, now = clean.run.samples, got.samples
-    # untouched sessions: every window identical (labels, presence, payload bytes)
-    a = ref[ref["session_id"] != sid].reset_index(drop=True)
-    b = now[now["session_id"] != sid].reset_index(drop=True)
-    lost = (
-        0
-        if a.equals(b)
-        else max(len(a) - len(b), 0)
-        + int((a.merge(b, how="left", indicator=True)["_merge"] == "left_only").sum())
+def _project(rows: set[tuple] | list[tuple], idx: list[int]) -> set[tuple]:
+    return {tuple(r[i] for i in idx) for r in rows}
+
+
+def count_windows(clean: Clean, damage: Damage, now: pd.DataFrame) -> tuple[Windows, int]:
+    """This example's windows against the clean run's (Windows says which are promised), and
+    how many windows it cut that the clean run did not, in the promised ones' sessions. Windows
+    are compared as row tuples in sets (one row per window of a session): pandas merges and
+    masks here cost more than the rest of judging an example."""
+    cols, sid = list(clean.aligned.samples.columns), damage.session_id
+    at = cols.index("session_id")
+    undamaged = [i for i, c in enumerate(cols) if c.split(":")[0] != damage.stream]
+
+    def split(df: pd.DataFrame) -> tuple[set[tuple], set[tuple]]:
+        """(the damaged session's rows on its undamaged streams, the other sessions' rows)."""
+        rows = list(df[cols].itertuples(index=False, name=None))
+        theirs = {r for r in rows if r[at] != sid}
+        return _project([r for r in rows if r[at] == sid], undamaged), theirs
+
+    mine_ref, theirs_ref = clean.derived(
+        ("windows", sid, damage.stream), lambda: split(clean.aligned.samples)
     )
-    # the damaged session: every other stream keeps its windows (unless the reference, which
-    # defines the windows, or the whole session is damaged)
-    if damage.stream is not None and damage.stream != spec.reference:
-        keep = ["session_id", "window_index", "label"] + [
-            c for s in spec.stream_names if s != damage.stream
-            for c in (f"{s}:present", f"{s}:payload")
-        ]  # fmt: skip
-        a2 = ref.loc[ref["session_id"] == sid, keep].reset_index(drop=True)
-        b2 = (
-            now.loc[now["session_id"] == sid, keep].reset_index(drop=True)
-            if len(now)
-            else a2.iloc[:0]
+    mine_now, theirs_now = split(now)
+    expected, kept = len(theirs_ref), len(theirs_ref & theirs_now)
+    added = len(theirs_now - theirs_ref)
+    same = len(mine_ref & mine_now)
+    if damage.stream is None or damage.stream == clean.spec.reference:
+        # session, window and label: never a stream's columns, so always among `undamaged`
+        cut = [undamaged.index(cols.index(c)) for c in ("session_id", "window_index", "label")]
+        still_cut = len(_project(mine_ref, cut) & _project(mine_now, cut))
+        return Windows(expected, kept, len(mine_ref), still_cut, same), added
+    added += len(mine_now - mine_ref)
+    return Windows(expected + len(mine_ref), kept + same, 0, 0, 0), added
+
+
+def _judge_align(clean: Clean, damage: Damage, got: Aligned, outcome: Outcome) -> None:
+    windows, added = count_windows(clean, damage, got.samples)
+    outcome.windows = windows
+    if windows.lost:
+        outcome.failures.append(
+            f"{windows.lost} of {windows.expected} valid windows lost or changed at align"
         )
-        if not a2.equals(b2):
-            lost += int((a2.merge(b2, how="left", indicator=True)["_merge"] == "left_only").sum())
-    outcome.lost = lost
-    if lost:
-        outcome.failures.append(f"{lost} valid samples lost or changed at align")
-    for r in got.align_quarantine["reason"] if got.align_quarantine is not None else []:
+    if added:
+        outcome.failures.append(f"{added} windows the clean run did not cut")
+    for r in got.quarantine["reason"]:
         if not isinstance(r, str) or not r.strip():
             outcome.failures.append("align quarantine row without a reason")
 
@@ -455,7 +573,6 @@ class Case:
     kind: str
     name: str
     build: Callable[[Clean], st.SearchStrategy[Damage]]
-    align: Literal["always", "first"] = "first"  # align every example, or only the first
 
     @property
     def label(self) -> str:
@@ -465,9 +582,9 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(kind: str, name: str, align: Literal["always", "first"] = "first"):
+def case(kind: str, name: str):
     def register(fn: Callable[[Clean], st.SearchStrategy[Damage]]):
-        CASES.append(Case(kind, name, fn, align))
+        CASES.append(Case(kind, name, fn))
         return fn
 
     return register
@@ -475,7 +592,7 @@ def case(kind: str, name: str, align: Literal["always", "first"] = "first"):
 
 def _simple(kind: str, name: str, stream: str, key_of: Callable[[Clean, str], str],
             bytes_of: Callable[[bytes], st.SearchStrategy[bytes | None]], expect: Expect,
-            check=None, rule=None, align: Literal["always", "first"] = "first", note: str = ""):  # fmt: skip
+            check=None, rule=None, note: str = ""):  # fmt: skip
     """A case that replaces one file with bytes drawn from `bytes_of(clean bytes)`."""
 
     @st.composite
@@ -485,7 +602,7 @@ def _simple(kind: str, name: str, stream: str, key_of: Callable[[Clean, str], st
         data = draw(bytes_of(clean.files[key]))
         return Damage(kind, name, sid, stream, key, {key: data}, expect, check, rule, note)
 
-    CASES.append(Case(kind, name, lambda clean: build_one(clean), align))
+    CASES.append(Case(kind, name, lambda clean: build_one(clean)))
 
 
 def stream_file(stream: str) -> Callable[[Clean, str], str]:
@@ -530,7 +647,7 @@ _simple("image", "index_garbage", "front", INDEX, lambda _: garbage(), "quaranti
 _simple("image", "index_missing", "front", INDEX, missing, "quarantine")
 
 
-@case("image", "frame_png_as_jpg", align="always")
+@case("image", "frame_png_as_jpg")
 @st.composite
 def _png_as_jpg(draw, clean: Clean) -> Damage:
     """A valid PNG under a .jpg name: Params.formats accepts PNG, Pillow reads by content."""
@@ -664,7 +781,7 @@ def _patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 # data chunks are intact, so every sample is read as before.
 _simple("audio", "riff_size", "mic", AUDIO,
         lambda d: st.integers(0, 2**32 - 1).map(lambda v: _patch(d, 4, "<I", v)),
-        "tolerate", _same_items, align="always")  # fmt: skip
+        "tolerate", _same_items)  # fmt: skip
 
 
 @case("audio", "header_fields")
@@ -741,8 +858,7 @@ def _ts_case(name: str, stream: str, key_of):
             rule = out[3] if len(out) > 3 else None
             return Damage("timeseries", name, sid, stream, key, {key: data}, expect, check, rule)
 
-        CASES.append(Case("timeseries", name, lambda clean: build_one(clean),
-                          "always" if name.endswith(("values", "rate")) else "first"))  # fmt: skip
+        CASES.append(Case("timeseries", name, lambda clean: build_one(clean)))
         return fn
 
     return register
@@ -926,7 +1042,7 @@ def _text_records(draw, clean: Clean) -> Damage:
                   "quarantine")  # fmt: skip
 
 
-@case("text", "timestamps", align="always")
+@case("text", "timestamps")
 @st.composite
 def _text_times(draw, clean: Clean) -> Damage:
     """Events shuffled or one repeated: tolerated (sorted on read); shuffled events must give
@@ -946,7 +1062,7 @@ def _text_times(draw, clean: Clean) -> Damage:
                   "tolerate", check)  # fmt: skip
 
 
-@case("text", "empty", align="always")
+@case("text", "empty")
 @st.composite
 def _text_empty(draw, clean: Clean) -> Damage:
     """No events at all (a zero-byte or blank file): a quiet log is not bad data."""

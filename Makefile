@@ -57,7 +57,7 @@ browser compose: system-deps
 # Two pytest-xdist workers: the suite waits on servers more than on CPU. The tests needing Label
 # Studio share one worker (tests/conftest.py); the Dask test runs last on its worker.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -69,13 +69,16 @@ CRASH_POINTS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A width-4 checkpoint of a non-demo spec and its rescoring set (6 samples)."""
-    root = tmp_path_factory.mktemp("tiny-model")
+def tiny_model_in(root: Path):
+    """A width-4 checkpoint of a non-demo spec in `root` and its rescoring set (6 samples)."""
     spec = other_spec()
     checkpoint = save_tiny(tiny_classifier(spec), root / "model.pt")
     return spec, checkpoint, RescoringSet.from_raw_samples(make_samples(spec, 6), spec)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return tiny_model_in(tmp_path_factory.mktemp("tiny-model"))
 
 
 def register(uri: str, tiny_model, run_id: str | None = None):

@@ -259,7 +259,7 @@ def test_two_identical_pipelines_at_once_register_one_version(tmp_path, registry
     assert model_digest(tmp_path / "model-0.pt") == model_digest(tmp_path / "model-1.pt")
 
     client = MlflowClient(registry)
-    experiment = client.create_experiment("reads-concurrent")
+    experiment = client.create_experiment("reads-concurrent", (tmp_path / "mlartifacts").as_uri())
     children = [client.create_run(experiment).info.run_id for _ in trained]
     for child in children:  # each pipeline's fused child run, ended when training ended
         client.set_terminated(child)

@@ -104,7 +104,9 @@ def test_a_crash_mid_registration_then_the_retry_leaves_one_version_one_champion
     client = MlflowClient(uri)
     run_id = None
     if not own_run:  # the pipeline's case: the model goes into the fused child run
-        run_id = client.create_run(client.create_experiment("faults")).info.run_id
+        run_id = client.create_run(
+            client.create_experiment("faults", (tmp_path / "mlartifacts").as_uri())
+        ).info.run_id
         client.set_terminated(run_id)
     method, when, after = CRASH_POINTS[point]
     fired = inject_once(monkeypatch, method, when, after)

@@ -103,3 +103,47 @@ def test_local_writes_are_atomic_under_concurrent_readers(tmp_path):
         reader.join()
     assert seen <= {len(old), len(new)} and seen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.bin"]  # no temp file left
+
+
+# ---- the fault table: counted losses, and docs/faults.md in step with the script ------------
+
+
+def test_a_loss_is_counted_against_the_baseline():
+    """benchmarks/faults.py's accounting: a sample missing, one added, a second version or a
+    moved alias each make a read-back not intact, and the cell says how many of how many."""
+    from benchmarks.faults import Left, count_loss
+
+    base = Left({"train": {"a", "b", "c"}, "test": {"d"}}, ["1"], {"champion": "1"})
+    same = Left({"train": {"a", "b", "c"}, "test": {"d"}}, ["1"], {"champion": "1"})
+    cell, intact = count_loss([same], base)
+    assert intact == [True]
+    assert cell == (
+        "0 of 4 samples (train 3/test 1 read back); versions [1], champion v1 "
+        "(expected versions [1], champion v1)"
+    )
+    short = Left({"train": {"a", "b", "x"}}, ["1", "2"], {"champion": "2"})
+    cell, intact = count_loss([same, short], base)
+    assert intact == [True, False]
+    assert cell.startswith("2 of 8 samples (2 read-backs; train 5/test 1 read back), 1 extra; ")
+    assert "versions [1, 2], champion v2" in cell
+
+
+def test_the_fault_table_in_the_docs_is_the_scripts():
+    """docs/faults.md's table has the script's columns, every row as many cells, and a counted
+    "data lost" in every row (N of M), as benchmarks/faults.py prints it."""
+    import re
+
+    from benchmarks.faults import HEADER
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "faults.md").read_text()
+    section = text.split("## The table", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]] for line in lines]
+    assert tuple(rows[0]) == HEADER
+    assert set(lines[1].replace("|", "")) == {"-"}
+    body = rows[2:]
+    assert body and all(len(r) == len(HEADER) for r in body), [len(r) for r in body]
+    lost = HEADER.index("data lost")
+    for row in body:
+        assert re.search(r"\b\d+ of \d+ (samples|objects)\b|^baseline: \d+ samples", row[lost]), row

@@ -69,13 +69,16 @@ CRASH_POINTS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A width-4 checkpoint of a non-demo spec and its rescoring set (6 samples)."""
-    root = tmp_path_factory.mktemp("tiny-model")
+def tiny_model_in(root: Path):
+    """A width-4 checkpoint of a non-demo spec in `root` and its rescoring set (6 samples)."""
     spec = other_spec()
     checkpoint = save_tiny(tiny_classifier(spec), root / "model.pt")
     return spec, checkpoint, RescoringSet.from_raw_samples(make_samples(spec, 6), spec)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return tiny_model_in(tmp_path_factory.mktemp("tiny-model"))
 
 
 def register(uri: str, tiny_model, run_id: str | None = None):
@@ -101,7 +104,9 @@ def test_a_crash_mid_registration_then_the_retry_leaves_one_version_one_champion
     client = MlflowClient(uri)
     run_id = None
     if not own_run:  # the pipeline's case: the model goes into the fused child run
-        run_id = client.create_run(client.create_experiment("faults")).info.run_id
+        run_id = client.create_run(
+            client.create_experiment("faults", (tmp_path / "mlartifacts").as_uri())
+        ).info.run_id
         client.set_terminated(run_id)
     method, when, after = CRASH_POINTS[point]
     fired = inject_once(monkeypatch, method, when, after)

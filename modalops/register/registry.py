@@ -32,6 +32,7 @@ import pandas as pd
 
 from modalops.config.evaluate import PromotionGateConfig
 from modalops.evaluate import metrics
+from modalops.register.fingerprint import FINGERPRINT_TAG, model_digest, registration_fingerprint
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,6 +46,39 @@ class PromotionLockTimeout(TimeoutError):
 
 class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking server did not answer within MLflow's HTTP retries."""
+
+
+class RegistryReadError(RuntimeError):
+    """A registry read failed for another reason than "not there"; the decision it was read
+    for (register, reuse, promote) was not taken."""
+
+
+# The only answers that mean "absent". Anything else (a locked database, a 500, a refused
+# connection) is a failed read: taken as "nothing there", a failed fingerprint search created
+# a second version and a failed champion read promoted without comparing (issue 23).
+ABSENT_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
+
+
+def _absent(exc: BaseException) -> bool:
+    return getattr(exc, "error_code", None) in ABSENT_CODES
+
+
+@contextlib.contextmanager
+def registry_read(client, what: str, deciding: str) -> Iterator[None]:
+    """An MlflowException inside as one RegistryReadError naming `what` was read, the tracking
+    URI (password masked) and what it was read for (`deciding`)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        # from None: MLflow's message may carry a URL with a password; it is shown redacted.
+        # The cause stays in __context__, where tracking_errors finds an unreachable server.
+        raise RegistryReadError(
+            f"could not read {what} at {redact_uri(_tracking_uri_of(client))} while {deciding} "
+            f"({exc.error_code}: {redact_uri(exc.message)[:2000]}); nothing was decided, "
+            "nothing registered or promoted: retry once the registry answers"
+        ) from None
 
 
 # MLflow's own HTTP retry budget per call to a tracking server. Its defaults (7 retries, backoff
@@ -457,14 +491,26 @@ def promotion_lock(tracking_uri: str, model_name: str, timeout_s: float = 120.0)
             yield
 
 
-def current_champion(client, model_name: str) -> str | None:
-    """Version currently holding alias champion, or None."""
+def current_champion(client, model_name: str, deciding: str = "reading the champion") -> str | None:
+    """Version currently holding alias champion; None only where the registry says there is
+    none (no such model, or no such alias). A failed read raises RegistryReadError naming
+    `deciding`."""
+    model = _registered_model(client, model_name, f"the champion of model {model_name}", deciding)
+    version = (getattr(model, "aliases", None) or {}).get(CHAMPION) if model else None
+    return None if version is None else str(version)
+
+
+def _registered_model(client, name: str, what: str, deciding: str) -> Any | None:
+    """The registered model `name`; None where MLflow answers that it does not exist."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
-    except MlflowException:
-        return None
+    with registry_read(client, what, deciding):
+        try:
+            return client.get_registered_model(name)
+        except MlflowException as exc:
+            if _absent(exc):
+                return None
+            raise
 
 
 def _tracking_uri_of(client) -> str:
@@ -521,8 +567,9 @@ def promote_if_better(
             "force=True needs requested_by and reason; both are recorded on the version"
         )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    deciding = f"deciding whether v{version} becomes champion"
     with promotion_lock(_tracking_uri_of(client), model_name, lock_timeout_s):
-        champion = current_champion(client, model_name)
+        champion = current_champion(client, model_name, deciding)
         expected = champion_rescored_scores.version if champion_rescored_scores else None
         if champion == version:
             decision = PromotionDecision(
@@ -570,7 +617,7 @@ def promote_if_better(
                     model_name, champion, "promotion.superseded_by", version
                 )
             # Re-read: the lock covers pipelines using this module; this catches anyone else.
-            after = current_champion(client, model_name)
+            after = current_champion(client, model_name, f"checking v{version} became champion")
             if after != version:
                 decision.promoted = False
                 decision.decision = "stale"
@@ -642,14 +689,16 @@ class RegistrationResult:
 
 
 def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
-    exp = client.get_experiment_by_name(name)
+    exp = client.get_experiment_by_name(name)  # None only where MLflow says it does not exist
     if exp is not None:
         return exp.experiment_id
     from mlflow.exceptions import MlflowException
 
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
         # Another pipeline created it between our lookup and create.
         return client.get_experiment_by_name(name).experiment_id
 
@@ -842,7 +891,7 @@ def log_and_register(
             if existing is None:
                 mv = client.create_model_version(
                     model_name
-                    if _registered(client, model_name)
+                    if _registered(client, model_name, f"creating a version of {model_name}")
                     else _create_registered(client, model_name),
                     source=model_uri,
                     run_id=run_id,
@@ -865,7 +914,9 @@ def log_and_register(
     challenger.flagged = list(report.flagged_slices()) if hasattr(report, "flagged_slices") else []
     decision = None
     for _attempt in range(5):
-        champion_version = current_champion(client, model_name)
+        champion_version = current_champion(
+            client, model_name, f"choosing the champion to re-score against v{version}"
+        )
         champion_scores = None
         if champion_version is not None and champion_version != version:
             try:
@@ -908,33 +959,22 @@ def log_and_register(
 
 # ---- idempotent registration -----------------------------------------------------------------
 
-FINGERPRINT_TAG = "modalops.fingerprint"
 LOGGED_MODEL_TAG = "modalops.logged_model"
 
 
-def registration_fingerprint(
-    dataset_version: str, checkpoint_sha256: str, config: Mapping[str, Any]
-) -> str:
-    """What makes two registrations the same: the dataset version, the fused checkpoint's bytes
-    and the resolved pipeline config (its digest)."""
-    config_digest = hashlib.sha256(
-        json.dumps(config, sort_keys=True, default=str).encode()
-    ).hexdigest()
-    text = f"{dataset_version}|{checkpoint_sha256}|{config_digest}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 def find_registered_version(client, model_name: str, fingerprint: str) -> Any | None:
-    """The oldest READY version of `model_name` tagged with `fingerprint`, or None."""
-    from mlflow.exceptions import MlflowException
-
+    """The oldest READY version of `model_name` tagged with `fingerprint`, or None (the search
+    finds none: MLflow answers an empty list for a model not registered yet). A failed search
+    raises RegistryReadError: taken as "none", it registered a second version."""
     name = model_name.replace("'", "\\'")
-    try:
+    with registry_read(
+        client,
+        f"the versions of model {model_name} tagged {FINGERPRINT_TAG}={fingerprint}",
+        "deciding whether this model is already registered",
+    ):
         found = client.search_model_versions(
             f"name = '{name}' and tags.`{FINGERPRINT_TAG}` = '{fingerprint}'"
         )
-    except MlflowException:
-        return None  # no such registered model yet
     ready = [v for v in found if v.status == "READY"]
     return min(ready, key=lambda v: int(v.version)) if ready else None
 
@@ -947,7 +987,9 @@ def registration_of(client, model_name: str, mv: Any) -> RegistrationResult | No
     tags = dict(mv.tags or {})
     recorded = tags.get("promotion.decision")
     version = str(mv.version)
-    champion = current_champion(client, model_name)
+    champion = current_champion(
+        client, model_name, f"deciding whether v{version} finished its registration"
+    )
     if recorded is None and champion != version:
         return None
     if recorded is None:  # champion already: the attempt stopped just before its last write
@@ -1086,21 +1128,19 @@ def dataset_input_of(manifest: Any, spec: Any) -> Any:
     )
 
 
-def _registered(client, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-        return True
-    except MlflowException:
-        return False
+def _registered(client, name: str, deciding: str) -> bool:
+    """Whether registered model `name` exists; a failed read raises RegistryReadError."""
+    return _registered_model(client, name, f"registered model {name}", deciding) is not None
 
 
 def _create_registered(client, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
-    with contextlib.suppress(MlflowException):  # created concurrently by another pipeline
+    try:
         client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # else: another pipeline created it
+            raise
     return name
 
 
@@ -1156,9 +1196,10 @@ def register_pipeline_model(
     tracking_uri = absolute_tracking_uri(cfg.registry.tracking_uri)
     with tempfile.TemporaryDirectory(prefix="modalops-artifacts-") as tmp:
         checkpoint = store.get_file(fused.checkpoint_key, Path(tmp) / "model.pt")
-        sha = getattr(fused, "checkpoint_sha256", None)
-        sha = sha or hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-        fingerprint = registration_fingerprint(manifest.version, sha, cfg.model_dump(mode="json"))
+        # the model, not the file's bytes: those carry the training's wall-clock (fingerprint.py)
+        fingerprint = registration_fingerprint(
+            manifest.version, model_digest(checkpoint), cfg.model_dump(mode="json")
+        )
         result = _reuse_registration(tracking_uri, cfg.registry.model_name, fingerprint)
         if result is None:
             step = max(int(fused.metrics.get("best_epoch", 0)), 0)

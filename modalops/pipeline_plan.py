@@ -59,13 +59,15 @@ def lineage(cfg: PipelineConfig, spec: DatasetSpec) -> dict[str, Any]:
 def champion_dataset_version(tracking_uri: str, model_name: str) -> str | None:
     """The dataset version behind the current `champion`, or None when there is none yet."""
     import mlflow
-    from mlflow.exceptions import MlflowException
+
+    from modalops.register.registry import current_champion, registry_read
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(model_name, "champion")
-    except MlflowException:
+    champion = current_champion(client, model_name)  # a failed read raises, never "none yet"
+    if champion is None:
         return None
+    with registry_read(client, f"{model_name} v{champion}", "planning which sessions are new"):
+        version = client.get_model_version(model_name, champion)
     return (version.tags or {}).get("dataset_version")
 
 

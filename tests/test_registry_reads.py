@@ -286,3 +286,29 @@ def test_two_identical_pipelines_at_once_register_one_version(tmp_path, registry
     assert versions(client, "reads-concurrent") == ["1"]
     assert sorted(r.model_version for r in results.values()) == ["1", "1"]
     assert current_champion(client, "reads-concurrent") == "1"
+
+
+def test_the_planner_and_batch_inference_read_the_champion_or_fail(registry, monkeypatch):
+    """Two more readers of the champion: the planner's "which sessions are new" and batch
+    inference's model choice. Absent is None / ModelNotFound; a failed read is an error (before:
+    None, i.e. every session "new", and "no such model" for a locked database)."""
+    from modalops.infer.champion import ModelNotFound, load_registered
+    from modalops.pipeline_plan import champion_dataset_version
+
+    name = "reads-planner"
+    assert champion_dataset_version(registry, name) is None  # no model yet
+    with pytest.raises(ModelNotFound, match="has no alias 'champion'"):
+        load_registered(registry, name)
+    client = champion_v1(registry, name, "fp-planner")
+    client.set_model_version_tag(name, "1", "dataset_version", "ds-1")
+    assert champion_dataset_version(registry, name) == "ds-1"
+    with pytest.raises(ModelNotFound, match="has no alias 'staging'"):
+        load_registered(registry, name, alias="staging")
+    outage = Outage(monkeypatch, "get_registered_model", "get_model_version")
+    for read in (
+        lambda: champion_dataset_version(registry, name),
+        lambda: load_registered(registry, name),
+    ):
+        outage.start(1)
+        with pytest.raises(RegistryReadError, match="database is locked"):
+            read()

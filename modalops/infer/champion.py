@@ -81,30 +81,46 @@ def _report_of(client, run_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _registered_version(client, tracking_uri: str, name: str, alias: str, version: str | None):
+    """The model version to serve. ModelNotFound only where the registry answers that the model,
+    version or alias does not exist; any other failed read is a RegistryReadError (issue 23)."""
+    from mlflow.exceptions import MlflowException
+
+    from modalops.register.registry import _absent, _registered_model, registry_read
+    from modalops.secrets import redact_uri
+
+    what = f"version {version}" if version else f"alias {alias!r}"
+    deciding = "choosing the model to serve"
+    if not version:  # a missing alias is not an error code MLflow keeps apart: read the aliases
+        model = _registered_model(client, name, f"model {name!r}", deciding)
+        version = (getattr(model, "aliases", None) or {}).get(alias) if model else None
+        if version is None:
+            raise ModelNotFound(
+                f"registry {redact_uri(tracking_uri)}: model {name!r} has no {what}"
+            )
+    with registry_read(client, f"model {name!r} {what}", deciding):
+        try:
+            return client.get_model_version(name, str(version))
+        except MlflowException as exc:
+            if not _absent(exc):
+                raise
+            raise ModelNotFound(
+                f"registry {redact_uri(tracking_uri)}: model {name!r} has no {what}"
+                f" ({redact_uri(exc.message)})"
+            ) from None
+
+
 def load_registered(
     tracking_uri: str, name: str, alias: str = "champion", version: str | None = None
 ) -> ServedModel:
     """The model version `name@alias` (or `name/version`) with its spec and serving settings."""
     import mlflow.pyfunc
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from modalops.serving.pyfunc import spec_of
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        mv = (
-            client.get_model_version(name, str(version))
-            if version
-            else client.get_model_version_by_alias(name, alias)
-        )
-    except MlflowException as exc:
-        what = f"version {version}" if version else f"alias {alias!r}"
-        from modalops.register.registry import redact_uri
-
-        raise ModelNotFound(
-            f"registry {redact_uri(tracking_uri)}: model {name!r} has no {what} ({exc.message})"
-        ) from None
+    mv = _registered_version(client, tracking_uri, name, alias, version)
     mlflow.set_tracking_uri(tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
     python_model = pyfunc.unwrap_python_model()

@@ -81,7 +81,10 @@ def log_batch_run(
             experiment_id = client.create_experiment(
                 experiment, artifact_location=artifact_location
             )
-        except MlflowException:  # created meanwhile by another run
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # created meanwhile by another run
             experiment_id = client.get_experiment_by_name(experiment).experiment_id
     all_tags = {
         "modalops.stage": "batch_inference",

@@ -33,6 +33,7 @@ import pandas as pd
 from modalops.config.evaluate import PromotionGateConfig
 from modalops.evaluate import metrics
 from modalops.register.fingerprint import FINGERPRINT_TAG, model_digest, registration_fingerprint
+from modalops.secrets import redact_uri  # noqa: F401 (re-exported)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -638,15 +639,6 @@ def _secret_env_values() -> set[str]:
         for k, v in os.environ.items()
         if any(w in k.lower() for w in SECRET_WORDS) and v and len(v) >= 4
     }
-
-
-_URI_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]+):[^@/]+@")
-
-
-def redact_uri(text: str) -> str:
-    """`text` with the password of every `scheme://user:password@host` URI in it masked, for
-    logs and messages (a tracking URI may carry a database password)."""
-    return _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", str(text))
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

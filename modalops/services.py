@@ -192,6 +192,8 @@ def prefect_server_log(home: Path) -> tuple[Path, int]:
     return home / "server.log", offset
 
 
+SQLITE_LOCKED = "database is locked"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 # A Prefect server log line: `16:48:28.691 | ERROR   | docket.dependencies - message`.
 _LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d(?:\.\d+)?) \| (\w+)\s*\| (\S+) - (.*)$")
 
@@ -204,6 +206,9 @@ class ServerLogError:
     logger: str
     message: str
     exception: str  # the traceback's last line, "" when none followed
+    # SQLite lock contention ("database is locked"): the service tries again on its next loop,
+    # so one such record is a hiccup under load; a service failing every loop repeats it
+    transient: bool = False
 
     def line(self) -> str:
         what = self.exception or self.message
@@ -226,8 +231,15 @@ def read_server_errors(log_path: Path, offset: int = 0) -> list[ServerLogError]:
 
     def close() -> None:
         if current is not None:
-            last = next((t for t in reversed(trace) if t.strip()), "") if trace else ""
-            errors.append(ServerLogError(**current, exception=last.strip()))
+            # the last exception line (`pkg.SomeError: text`), not what SQLAlchemy prints after
+            # it ([SQL: ...], [parameters: ...], "(Background on this error at ...)")
+            lines = [t.strip() for t in trace if _EXCEPTION_LINE.match(t)] or [
+                t.strip() for t in trace if t.strip()
+            ]
+            transient = any(SQLITE_LOCKED in t for t in [current["message"], *trace])
+            errors.append(
+                ServerLogError(**current, exception=lines[-1] if lines else "", transient=transient)
+            )
 
     for raw in text.splitlines():
         match = _LOG_LINE.match(raw)

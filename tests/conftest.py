@@ -220,6 +220,9 @@ def postgres() -> Iterator[str]:
             yield dsn
 
 
+MAX_TRANSIENT_SERVER_ERRORS = 3
+
+
 def fail_on_server_service_errors(server: Service) -> None:
     """Fail the test run if the Prefect server's services logged an error while it ran: its
     scheduler failing every minute left every cron without runs and nothing else said so
@@ -227,7 +230,10 @@ def fail_on_server_service_errors(server: Service) -> None:
     from modalops.services import read_server_errors
 
     errors = read_server_errors(server.log_path, server.log_offset)
-    if errors:
+    # A transient SQLite lock (a worker heartbeat that could not be written once while flows
+    # ran on two loaded cores, seen 2026-12-07) is retried by the service on its next loop; a
+    # few are tolerated. Any other error, or a lock that keeps coming back, fails the run.
+    if any(not e.transient for e in errors) or len(errors) > MAX_TRANSIENT_SERVER_ERRORS:
         shown = "\n".join(f"  {e.line()}  [{e.message[:120]}]" for e in errors[:10])
         pytest.fail(
             f"the Prefect server's services logged {len(errors)} error(s) during the tests"

@@ -34,6 +34,19 @@ def test_the_scheduler_failures_are_read_from_a_real_log():
     assert BULK_DML in errors[0].line()
 
 
+def test_a_locked_sqlite_heartbeat_is_read_as_transient():
+    """Seen in a full `make test` on two loaded cores (2026-12-07): the server could not write
+    one worker heartbeat; the service writes the next. The scheduler's failures are not."""
+    [err] = read_server_errors(
+        Path(__file__).parent / "data" / "prefect-server-heartbeat-locked.log"
+    )
+    assert err.transient and err.logger == "prefect.server.utilities.worker_channel"
+    assert err.exception == (
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked"
+    )
+    assert not any(e.transient for e in read_server_errors(FAILING_LOG))
+
+
 def test_only_the_current_servers_part_of_the_log_counts(tmp_path):
     log = tmp_path / "server.log"
     shutil.copyfile(FAILING_LOG, log)

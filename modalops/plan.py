@@ -223,6 +223,34 @@ def measure_run(
     return m
 
 
+def _stage_seconds(m: Measured, parent: Any, prefect_api: str | None) -> dict[str, float | None]:
+    """Seconds per data stage of the `parent` pipeline run: Prefect's task run times when the
+    orchestrator can be asked, else (and for stages it has no time for) the run's metrics.
+    Records in `m` where the figures came from, and an unreachable Prefect API."""
+    from modalops.register.tracking import FLOW_RUN_TAG
+
+    flow_run_id = parent.data.tags.get(FLOW_RUN_TAG)
+    api = _prefect_api_url() if prefect_api == "auto" else prefect_api
+    stages: dict[str, float | None] = dict.fromkeys(DATA_STAGES)
+    if flow_run_id and api:
+        try:
+            stages = stage_seconds_from_tasks(prefect_task_seconds(api, flow_run_id))
+            m.stage_source = f"Prefect task runs of flow run {flow_run_id}"
+        except OSError as exc:
+            m.remarks.append(
+                redact_uri(f"Prefect API {api} unreachable ({exc}); stage times from MLflow")
+            )
+    from_metrics = stage_seconds_from_metrics(parent.data.metrics)
+    if all(v is None for v in stages.values()) and any(
+        v is not None for v in from_metrics.values()
+    ):
+        m.stage_source = f"MLflow metrics of run {parent.info.run_id}"
+    for stage, v in stages.items():
+        if v is None and from_metrics.get(stage) is not None:
+            stages[stage] = from_metrics[stage]  # a stage Prefect has no time for
+    return stages
+
+
 def _read_tracking(
     m: Measured,
     store: ObjectStore,
@@ -234,7 +262,6 @@ def _read_tracking(
     from mlflow import MlflowClient
 
     from modalops.register.tracking import (
-        FLOW_RUN_TAG,
         PARENT_TAG,
         PIPELINE_ROLE,
         ROLE_TAG,
@@ -258,27 +285,10 @@ def _read_tracking(
         return
     parent = parents[0]
     hours = m.recorded_hours
-    # stage seconds: Prefect's task run times when the orchestrator can be asked, else metrics
-    flow_run_id = parent.data.tags.get(FLOW_RUN_TAG)
-    api = _prefect_api_url() if prefect_api == "auto" else prefect_api
-    stages: dict[str, float | None] = dict.fromkeys(DATA_STAGES)
-    if flow_run_id and api:
-        try:
-            stages = stage_seconds_from_tasks(prefect_task_seconds(api, flow_run_id))
-            m.stage_source = f"Prefect task runs of flow run {flow_run_id}"
-        except OSError as exc:
-            m.remarks.append(
-                redact_uri(f"Prefect API {api} unreachable ({exc}); stage times from MLflow")
-            )
-    from_metrics = stage_seconds_from_metrics(parent.data.metrics)
-    if all(v is None for v in stages.values()) and any(
-        v is not None for v in from_metrics.values()
-    ):
-        m.stage_source = f"MLflow metrics of run {parent.info.run_id}"
-    for stage, v in stages.items():
-        if v is None and from_metrics.get(stage) is not None:
-            stages[stage] = from_metrics[stage]  # a stage Prefect has no time for
-    m.stage_seconds_per_hour = {s: (None if v is None else v / hours) for s, v in stages.items()}
+    m.stage_seconds_per_hour = {
+        stage: (None if v is None else v / hours)
+        for stage, v in _stage_seconds(m, parent, prefect_api).items()
+    }
     # shards: the dataset version this run wrote
     version = parent.data.tags.get("dataset_version")
     if version and store.list(f"datasets/{version}"):

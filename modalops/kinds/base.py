@@ -14,8 +14,9 @@ whose modules hold the kind's functions, each with a fixed name and signature:
 |              | payload, None payloads give NaN rows); `sample_rules(stream, params, checks)`|
 |              | `-> list[Rule]`; `label_features(payload, params, window_s) -> array | None` |
 |              | `DRIFT_STATS` (stats compared against the champion's dataset);               |
-|              | `serving_rules(stream, params, checks, encoder) -> list[Rule]` (what the     |
-|              | served model checks in each input row; the trained encoder may add ranges)   |
+|              | optional `serving_rules(stream, params, checks, encoder) -> list[Rule]`: what |
+|              | the served model checks in each row, where the trained encoder adds ranges   |
+|              | (else the served model checks `sample_rules`)                                |
 | `codec.py`   | `decode(payload, params, window_s) -> Tensor`; `shape(params, window_s)`;     |
 |              | `to_payload(value) -> payload` (serving input -> stored payload)             |
 | `encoder.py` | `build_encoder(params, shape, hidden, version) -> nn.Module` ([B, *shape] -> [B, H]; `version`: the checkpoint's encoder version, older ones kept loadable) |

@@ -33,7 +33,7 @@ import pandas as pd
 from modalops.config.evaluate import PromotionGateConfig
 from modalops.evaluate import metrics
 from modalops.register.fingerprint import FINGERPRINT_TAG, model_digest, registration_fingerprint
-from modalops.secrets import redact_uri  # noqa: F401 (re-exported)
+from modalops.secrets import redact_uri
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

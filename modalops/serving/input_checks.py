@@ -29,13 +29,18 @@ class InputScreen:
 
 
 def serving_rules(spec: Any, streams: Sequence[str], encoders: Mapping[str, Any]) -> dict:
-    """{stream: its kind's serving rules} for the model's `streams` (encoders by stream name)."""
-    return {
-        name: spec.kind_of(name).checks.serving_rules(
-            name, spec.params(name), spec.checks(name), encoders.get(name)
+    """{stream: its kind's serving rules} for the model's `streams` (encoders by stream name): a
+    kind's `serving_rules` where it adds what the trained encoder knows, else the per-window
+    validation rules (`sample_rules`) as they are."""
+    out = {}
+    for name in streams:
+        checks = spec.kind_of(name).checks
+        args = (name, spec.params(name), spec.checks(name))
+        served = getattr(checks, "serving_rules", None)
+        out[name] = (
+            checks.sample_rules(*args) if served is None else served(*args, encoders.get(name))
         )
-        for name in streams
-    }
+    return out
 
 
 def _observed(value: Any) -> str:

@@ -86,12 +86,6 @@ def sample_rules(stream: str, params, checks) -> list[Rule]:
     ]  # fmt: skip
 
 
-def serving_rules(stream: str, params, checks, encoder=None) -> list[Rule]:
-    """What the served model checks in every input row: the per-window rules above (the RMS
-    range and clipping bound the level)."""
-    return sample_rules(stream, params, checks)
-
-
 def catalog_rules(stream: str, params, checks) -> list[Rule]:
     """Whole-stream rules: a positive duration, and the native rate when the spec fixes one."""
     rules = [

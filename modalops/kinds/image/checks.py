@@ -37,12 +37,6 @@ def sample_rules(stream: str, params, checks) -> list[Rule]:
     return rules
 
 
-def serving_rules(stream: str, params, checks, encoder=None) -> list[Rule]:
-    """What the served model checks in every input row: the per-window rules above (pixels
-    are bounded: training statistics add no range)."""
-    return sample_rules(stream, params, checks)
-
-
 def catalog_rules(stream: str, params, checks) -> list[Rule]:
     """Whole-stream rules on the catalog: the share of unreadable frames, and the frame size."""
     rules = [

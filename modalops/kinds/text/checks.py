@@ -55,12 +55,6 @@ def sample_rules(stream: str, params, checks) -> list[Rule]:
     ]  # fmt: skip
 
 
-def serving_rules(stream: str, params, checks, encoder=None) -> list[Rule]:
-    """What the served model checks in every input row: the per-window rules above (text has
-    no value range)."""
-    return sample_rules(stream, params, checks)
-
-
 def catalog_rules(stream: str, params, checks) -> list[Rule]:
     """Events are sparse: nothing to check on a whole text stream beyond what ingest does."""
     return []

@@ -5,7 +5,6 @@ from modalops.kinds.image.checks import (
     DRIFT_STATS,
     label_features,
     sample_rules,
-    serving_rules,
     session_relative,
     window_stats,
 )
@@ -32,7 +31,6 @@ __all__ = [
     "catalog_rules",
     "label_features",
     "sample_rules",
-    "serving_rules",
     "session_relative",
     "window_stats",
 ]

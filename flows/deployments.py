@@ -99,14 +99,7 @@ def flow_parameters(fn: Callable[..., Any], cfg: PipelineConfig) -> dict[str, An
     """Every parameter typed `PipelineConfig` gets the loaded config (the run form shows it);
     the others keep the flow's own defaults. A tracking URI with a password written out is
     refused: the stored parameters mask it, so the deployment's runs could not connect."""
-    if cfg.registry.tracking_uri_has_literal_password():
-        raise ValueError(
-            "registry.tracking_uri carries a password written out: a deployment stores its "
-            "parameters with it masked (***), and its runs could not connect. Write it as a "
-            "reference that the worker expands, e.g. "
-            "postgresql://user:${MLFLOW_DB_PASSWORD}@host/db, and set MLFLOW_DB_PASSWORD in "
-            "the worker's environment (or leave it out and use PGPASSWORD or a .pgpass file)"
-        )
+    cfg.registry.check_deployable()
     return {
         name: cfg.model_dump(mode="json")
         for name, param in inspect.signature(fn).parameters.items()

@@ -130,6 +130,18 @@ class RegistryConfig(Section):
         """Whether the tracking URI carries a password written out, not a `${VAR}` reference."""
         return self._tracking_uri_ref is None and uri_password(self.tracking_uri) is not None
 
+    def check_deployable(self) -> None:
+        """Refuse a tracking URI with a password written out: a deployment stores its parameters
+        with it masked (***), and its runs could not connect."""
+        if self.tracking_uri_has_literal_password():
+            raise ValueError(
+                "registry.tracking_uri carries a password written out: a deployment stores its "
+                "parameters with it masked (***), and its runs could not connect. Write it as a "
+                "reference that the worker expands, e.g. "
+                "postgresql://user:${MLFLOW_DB_PASSWORD}@host/db, and set MLFLOW_DB_PASSWORD in "
+                "the worker's environment (or leave it out and use PGPASSWORD or a .pgpass file)"
+            )
+
     model_name: str = Field(default="modalops-fused", description="Registered model name.")
     artifact_location: str | None = Field(
         default=None,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import queue
 import random
@@ -184,6 +185,14 @@ def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """The forkserver context, its server preloading torch and this module, so that starting
+    a loader's workers (every epoch) costs a fork, not a fresh interpreter importing torch."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", __name__])  # no effect once the server runs
+    return context
 
 
 def _collate(items: list[tuple[dict[str, torch.Tensor], torch.Tensor, int]]):
@@ -494,6 +503,11 @@ class ShardDataModule(pl.LightningDataModule):
             stream,
             batch_size=None,
             num_workers=self.num_workers,
+            # workers start from a fresh forkserver process, not a fork of this one: a process
+            # that ran Prefect, Dask or MLflow clients holds threads, and a fork of it inherits
+            # their locks and atexit hooks (a worker exited with code 1 and no traceback at its
+            # end, in CI, after such tests had run in the same process)
+            multiprocessing_context=_worker_context() if self.num_workers else None,
             collate_fn=_as_is,
             persistent_workers=False,  # a fresh loader per epoch carries the epoch's shuffle seed
             # its own generator for the worker base seed: creating a loader then draws nothing

@@ -15,6 +15,16 @@ from modalops.services import Service, start_prefect_server, start_s3_server
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def suite_cache_dir() -> Path:
+    """Where the suite keeps the venvs it builds (Label Studio's, the registry consumer's):
+    $MODALOPS_TEST_CACHE, else ~/.cache/modalops-tests. Outside the clone, so a fresh clone on
+    a machine that ran the suite before reuses them (each is named by the versions it holds
+    and complete only with its stamp); a fresh machine builds them once, minutes each."""
+    chosen = os.environ.get("MODALOPS_TEST_CACHE") or Path.home() / ".cache" / "modalops-tests"
+    return Path(chosen)
+
+
 # Overrides of configs/ci.yaml for tests of where a pipeline's records land rather than of its
 # models: the fused model alone, no label-noise cross-validation, a short bootstrap.
 QUICK_PIPELINE = (
@@ -62,9 +72,10 @@ def s3_bucket(s3_server, monkeypatch) -> str:
 
 
 def _label_studio_venv() -> Path:
-    from modalops.review.service import VENV_ENV
+    from modalops.review.service import LABEL_STUDIO_VERSION, VENV_ENV
 
-    return Path(os.environ.get(VENV_ENV) or REPO / ".modalops" / "labelstudio" / "venv")
+    default = suite_cache_dir() / f"labelstudio-{LABEL_STUDIO_VERSION}" / "venv"
+    return Path(os.environ.get(VENV_ENV) or default)
 
 
 def _needs_label_studio(item: pytest.Item) -> bool:

@@ -29,12 +29,13 @@ import torch
 from modalops.register import RescoringSet, log_and_register
 from modalops.testing.models import fit_tiny, make_samples, save_tiny, tiny_classifier, tiny_report
 from modalops_demo.names import LABELS, demo_spec
+from tests.conftest import suite_cache_dir
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH = torch.__version__.split("+")[0]
-VENV = REPO / ".modalops" / f"consumer-venv-mlflow{mlflow.__version__}-torch{TORCH}"
+VENV = suite_cache_dir() / f"consumer-venv-mlflow{mlflow.__version__}-torch{TORCH}"
 
 CONSUMER_SCRIPT = """
 import base64, importlib.util, json, sys

@@ -14,8 +14,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from modalops.align.windowing import label_windows
+from modalops.cli import app
 from modalops.config import load_config
 from modalops.dataset import layout
 from modalops.dataset.corrections import read_conflicts, read_corrections
@@ -73,6 +75,20 @@ def test_production_loop(prefect_api, label_studio, tmp_path, monkeypatch):
         first = training_pipeline(cfg)
         spec = load_manifest(store, first["dataset_version"]).dataset_spec()
         test_sid = load_manifest(store, first["dataset_version"]).splits["test"].sessions[0]
+
+        # the command docs/inference.md shows, run before any new session arrived: it says
+        # that `new` selected none and why, and prints no share, latency or cost (was nan%)
+        monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+        sets = [arg for value in base for arg in ("--set", value)]
+        shown = CliRunner().invoke(app, ["infer", "-c", str(REPO / "configs" / "ci.yaml"), *sets])
+        assert shown.exit_code == 0, shown.output
+        assert "windows: 0 from 0 sessions" in shown.output, shown.output
+        assert (
+            "inference.sessions='new' selected 0 of 8 sessions: every session is in the model's "
+            f"dataset version {first['dataset_version']}" in shown.output
+        ), shown.output
+        assert "--set inference.sessions=all, unlabelled, champion_test" in shown.output
+        assert "nan" not in shown.output and "n/a" not in shown.output, shown.output
 
         # 2. new sessions arrive, unlabelled; the first one's WAV is truncated
         new_ids = add_incoming_sessions(raw, demo, 3)

@@ -1,7 +1,8 @@
 """Review against a real Label Studio 1.23.2: project, idempotent import, a scripted reviewer, results.
 
 The Label Studio venv is installed once per machine (first time ~1-4 min) at
-$MODALOPS_LABEL_STUDIO_VENV, else .modalops/labelstudio/venv in the repo; each session starts
+$MODALOPS_LABEL_STUDIO_VENV, else under the suite's cache outside the clone
+(tests/conftest.py: suite_cache_dir, ~/.cache/modalops-tests); each session starts
 its own server on a free port with a temporary home.
 """
 

@@ -114,6 +114,31 @@ def select_sessions(
     return [i for i in ids if i not in seen]
 
 
+def selection_note(
+    raw: ObjectStore, spec: DatasetSpec, selector: str | list[str], selected: list[str],
+    dataset_version: str | None,
+) -> str:  # fmt: skip
+    """What `inference.sessions` picked, in words; for an empty pick, why, and what to set
+    instead (the demo's sessions are all in the champion's dataset version, so `new` finds
+    none: a count of 0 windows must not read as a batch that ran on nothing by mistake)."""
+    asked = selector if isinstance(selector, str) else "a list of ids"
+    listed = isinstance(selector, list)
+    total = len(selector) if listed else len(layout.read_sessions(raw, spec))
+    text = f"inference.sessions={asked!r} selected {len(selected)} of {total} sessions"
+    if selected:
+        return text
+    why = {
+        "new": f"every session is in the model's dataset version {dataset_version}",
+        "unlabelled": "every session has a label or a completed review",
+        "champion_test": f"the dataset version {dataset_version} has no test sessions",
+        "all": "the sessions table is empty",
+    }.get(asked, "the list is empty")
+    return (
+        f"{text}: {why}. Choose others with --set inference.sessions=all, unlabelled, "
+        "champion_test (the model's held-out test sessions) or [id, ...]"
+    )
+
+
 def _samples(row: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
     return {
         "streams": {
@@ -186,6 +211,7 @@ def run_batch(
     served.spec.check_compatible(spec, what=f"model {served.label}")
     t_start = time.perf_counter()
     sessions = select_sessions(raw, spec, icfg.sessions, store, served.dataset_version)
+    selection = selection_note(raw, spec, icfg.sessions, sessions, served.dataset_version)
     align_cfg, align_from = training_align_config(
         store, served.dataset_version, cfg.align, served.window_s
     )
@@ -226,6 +252,7 @@ def run_batch(
     summary = summarise(pred, seconds, time.perf_counter() - t_start, cfg, served)
     summary.update(
         sessions_requested=len(sessions),
+        selection=selection,
         sessions_predicted=int(pred["session_id"].nunique()) if len(pred) else 0,
         quarantine_rows=int(len(quarantine)),
         align_settings_from=align_from,

@@ -29,22 +29,29 @@ def _f(x: Any, nd: int = 3) -> str:
 def summary_markdown(summary: Mapping[str, Any], keys: Mapping[str, str], store_uri: str) -> str:
     """The batch in a few lines: routing, why, latency and cost, and where the outputs are."""
     s = summary
+    selection = [f"- {s['selection']}"] if s.get("selection") else []
     lines = [
         f"# Batch inference with `{s.get('model')}`",
         "",
         f"- windows: {s.get('windows')} from {s.get('sessions_predicted')} sessions "
         f"({s.get('sessions_requested')} requested); quarantine rows {s.get('quarantine_rows')}",
-        f"- routed to review: {s.get('routed')} ({100 * (s.get('routed_share') or 0):.1f}%); "
-        f"abstained {100 * (s.get('abstained_share') or 0):.1f}% "
-        f"(threshold {_f(s.get('threshold'))})",
-        "- reasons: "
-        + (", ".join(f"{k} {v}" for k, v in (s.get("reasons") or {}).items()) or "none"),
-        f"- consumer-side latency {_f(s.get('latency_per_window_ms'), 2)} ms per window; "
-        f"{_f(s.get('windows_per_s_model'), 1)} windows/s in the model, "
-        f"{_f(s.get('windows_per_s_end_to_end'), 1)} end to end",
-        f"- cost per 1k predictions: ${_f(s.get('cost_per_1k_usd'), 6)} "
-        f"at ${_f(s.get('hourly_price_usd'), 2)}/h",
+        *selection,
     ]
+    if s.get("windows"):  # with none predicted there is no share, latency or cost (nan%)
+        lines += [
+            f"- routed to review: {s.get('routed')} ({100 * (s.get('routed_share') or 0):.1f}%); "
+            f"abstained {100 * (s.get('abstained_share') or 0):.1f}% "
+            f"(threshold {_f(s.get('threshold'))})",
+            "- reasons: "
+            + (", ".join(f"{k} {v}" for k, v in (s.get("reasons") or {}).items()) or "none"),
+            f"- consumer-side latency {_f(s.get('latency_per_window_ms'), 2)} ms per window; "
+            f"{_f(s.get('windows_per_s_model'), 1)} windows/s in the model, "
+            f"{_f(s.get('windows_per_s_end_to_end'), 1)} end to end",
+            f"- cost per 1k predictions: ${_f(s.get('cost_per_1k_usd'), 6)} "
+            f"at ${_f(s.get('hourly_price_usd'), 2)}/h",
+        ]
+    elif not selection:
+        lines.append("- no window was predicted")
     if s.get("windows_with_truth"):
         lines.append(
             f"- on {s['windows_with_truth']} windows with a known label: error rate "

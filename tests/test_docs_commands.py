@@ -150,8 +150,10 @@ def _check_cli(program: str, words: list[str]) -> str | None:
 
 
 def _make_targets() -> set[str]:
+    """Every target the Makefile defines (`browser compose: system-deps` defines two)."""
     text = (REPO / "Makefile").read_text()
-    return set(re.findall(r"^([A-Za-z0-9_.-]+):", text, flags=re.M))
+    heads = re.findall(r"^([A-Za-z0-9_.$() -]+):(?!=)", text, flags=re.M)
+    return {name for head in heads for name in head.split()}
 
 
 def _module_exists(name: str) -> bool:

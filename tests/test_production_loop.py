@@ -9,6 +9,7 @@ the reviewed labels in a new dataset version, and MLflow says how many.
 from __future__ import annotations
 
 import io
+import json
 
 import mlflow
 import numpy as np
@@ -173,12 +174,15 @@ def test_production_loop(prefect_api, label_studio, tmp_path, monkeypatch):
                      {"result": _choice(wrong)})  # fmt: skip
     assert len(answered) == 2 * PER_SESSION and conflict is not None
 
-    # 5. the feedback flow records them next to the raw data, the conflict apart
+    # 5. the feedback flow records them next to the raw data, the conflict apart; the second
+    # time through `modalops feedback`, the command docs/inference.md shows
     with temporary_settings({PREFECT_API_URL: prefect_api}):
         fed = feedback(cfg)
         assert fed["written"] == 2 * PER_SESSION and fed["conflicts"] == 1
-        again = feedback(cfg)  # idempotent: nothing is written twice
-        assert again["written"] == 0 and again["already_recorded"] == 2 * PER_SESSION + 1
+    shown = CliRunner().invoke(app, ["feedback", "-c", str(REPO / "configs" / "ci.yaml"), *sets])
+    assert shown.exit_code == 0, shown.output
+    again = json.loads(shown.output[shown.output.index("{") :])  # after MLflow's progress bars
+    assert again["written"] == 0 and again["already_recorded"] == 2 * PER_SESSION + 1
     corrections = read_corrections(raw, spec)
     assert len(corrections) == 2 * PER_SESSION and set(corrections["version"]) == {1}
     assert set(corrections["reviewer"]) == {"admin@modalops.local"}

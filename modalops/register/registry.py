@@ -903,7 +903,7 @@ def log_and_register(
                     source=model_uri,
                     run_id=run_id,
                     tags=str_tags,
-                    model_id=_model_id_of(model_uri),
+                    model_id=model_id_of(model_uri),
                 )
             else:
                 mv = existing
@@ -914,7 +914,7 @@ def log_and_register(
             if done is not None:
                 return done
     _wait_ready(client, model_name, version)
-    link_logged_model(client, model_name, version, _model_id_of(model_uri or ""))
+    link_logged_model(client, model_name, version, model_id_of(model_uri or ""))
     client.set_registered_model_alias(model_name, CHALLENGER, version)
 
     challenger = score_model_uri(f"models:/{model_name}/{version}", test_samples_for_rescoring)
@@ -1050,7 +1050,7 @@ def _logged_model_uri(client, run_id: str, fingerprint: str | None) -> str | Non
     return doc.get("model_uri") if doc.get("fingerprint") == fingerprint else None
 
 
-def _model_id_of(model_uri: str) -> str | None:
+def model_id_of(model_uri: str) -> str | None:
     """The `m-...` id in a logged model's `models:/<id>` URI, None for any other source. A
     tracking server refuses such a source without it ("The model_id request parameter must
     identify the resource that contains the source"); SQLite accepted it."""

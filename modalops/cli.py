@@ -107,9 +107,6 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 def format_summary(summary: dict, cfg, seconds: float) -> str:
     """The short table printed after a run (`modalops run --summary`, `make demo`)."""
-    from modalops.secrets import redact_uri
-
-    uri = redact_uri(cfg.registry.tracking_uri)  # never the database password it may carry
     uni = summary["unimodal_macro_f1"]
     width = max(len(m) for m in [*uni, "fused"]) + 2
     lines = [
@@ -133,7 +130,7 @@ def format_summary(summary: dict, cfg, seconds: float) -> str:
         *_stage_lines(summary),
         "",
         "UIs:",
-        f"  MLflow   .venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {uri}",
+        f"  MLflow   {_mlflow_ui_hint(cfg)}",
         f"  Prefect  {_prefect_ui_hint()}",
     ]
     return "\n".join(lines)
@@ -151,6 +148,20 @@ def _stage_lines(summary: dict) -> list[str]:
         "",
         summary["stage_table"],
     ]
+
+
+def _mlflow_ui_hint(cfg) -> str:
+    """The `modalops ui` line that opens this run's store (no password: it is redacted)."""
+    from modalops.config.evaluate import RegistryConfig
+    from modalops.secrets import redact_uri
+
+    defaults = RegistryConfig()
+    sets = "".join(
+        f" --set registry.{k}={redact_uri(getattr(cfg.registry, k))}"
+        for k in ("tracking_uri", "experiment", "model_name")
+        if getattr(cfg.registry, k) != getattr(defaults, k)
+    )
+    return f".venv/bin/modalops ui{sets}  (MLflow on 127.0.0.1; prints its runs view)"
 
 
 def _prefect_ui_hint() -> str:
@@ -302,6 +313,74 @@ def server_stop() -> None:
     from modalops.services import stop_prefect_server
 
     typer.echo("stopped" if stop_prefect_server(PREFECT_HOME) else "no local server was running")
+
+
+@app.command()
+def ui(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (a free one if taken).")] = 5000,
+    background: Annotated[
+        bool, typer.Option("--background", "-b", help="Leave it running and return.")
+    ] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the one left running.")] = False,
+) -> None:
+    """MLflow's UI on 127.0.0.1 over the config's tracking store; prints where the runs view,
+    the registered model and the Prefect UI are. Ctrl-C stops it (unless --background)."""
+    from modalops.register.registry import absolute_tracking_uri
+    from modalops.services import (
+        ServiceError,
+        find_mlflow_ui,
+        start_mlflow_ui,
+        stop_mlflow_ui,
+    )
+    from modalops.ui import MLFLOW_UI_HOME, describe_backend, served_by_tracking_server, ui_links
+
+    if stop:
+        typer.echo("stopped" if stop_mlflow_ui(MLFLOW_UI_HOME) else "no MLflow UI was running")
+        return
+    cfg = _load(config, set_)
+    uri = absolute_tracking_uri(cfg.registry.tracking_uri)
+    started = None
+    if served_by_tracking_server(uri):
+        url = uri  # a tracking server serves its own UI
+    elif found := find_mlflow_ui(MLFLOW_UI_HOME):
+        url = found.url
+        typer.echo(f"MLflow UI already running (pid {found.pid}; modalops ui --stop)")
+    else:
+        typer.echo(f"starting MLflow's UI over {describe_backend(uri)} ...")
+        try:
+            started = start_mlflow_ui(MLFLOW_UI_HOME, uri, port)
+        except ServiceError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from None
+        url = started.url
+    links = ui_links(url, uri, cfg.registry.experiment, cfg.registry.model_name, PREFECT_HOME)
+    for line in links.lines(cfg.registry.experiment, cfg.registry.model_name):
+        typer.echo(line)
+    if started is None:
+        return
+    if background:
+        typer.echo(f"log {started.log_path}; stop it with: modalops ui --stop")
+        return
+    typer.echo("Ctrl-C stops it")
+    _wait_then_stop(started.pid)
+
+
+def _wait_then_stop(pid: int) -> None:
+    """Block until the UI's process ends or Ctrl-C, then stop it (its own process group)."""
+    import time
+
+    from modalops.services import stop_mlflow_ui
+    from modalops.ui import MLFLOW_UI_HOME
+
+    try:
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_mlflow_ui(MLFLOW_UI_HOME)
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""Start and find the local services the platform runs against: a Prefect server and (in tests)
-an S3-compatible endpoint and an MLflow tracking server. Plain subprocesses, so nothing here
+"""Start and find the local services the platform runs against: a Prefect server, MLflow's UI
+(`modalops ui`) and (in tests) an S3-compatible endpoint and an MLflow tracking server. Plain subprocesses, so nothing here
 imports Prefect, MLflow or boto3."""
 
 from __future__ import annotations
@@ -311,6 +311,59 @@ def start_mlflow_server(
         Service("mlflow", url, proc, log_path).stop()
         raise ServiceError(f"MLflow server did not start on 127.0.0.1:{port}; see {log_path}")
     return require_loopback(Service("mlflow", url, proc, log_path))
+
+
+@dataclass(frozen=True)
+class MlflowUi:
+    """An MLflow UI server started by `start_mlflow_ui`, as its pid file records it."""
+
+    pid: int
+    url: str
+    log_path: Path
+
+
+def _mlflow_ui_pid_file(home: Path) -> Path:
+    return Path(home) / "ui.pid"
+
+
+def start_mlflow_ui(
+    home: Path, backend_uri: str, port: int = 5000, timeout_s: float = 120.0
+) -> MlflowUi:
+    """`mlflow server --host 127.0.0.1` over `backend_uri` for people to browse, in its own process
+    group, outliving the caller: its pid file and log under `home` (as the Prefect server's).
+    `port` if free, else a free one. Runs keep the artifact location their experiment records,
+    so the UI reads their files where the pipeline wrote them."""
+    home = Path(home).resolve()
+    service = start_mlflow_server(
+        backend_uri, home, free_port() if port_is_open(port) else port, timeout_s
+    )
+    assert service.proc is not None
+    _mlflow_ui_pid_file(home).write_text(f"{service.proc.pid} {service.url}\n")
+    return MlflowUi(service.proc.pid, service.url, service.log_path)
+
+
+def find_mlflow_ui(home: Path) -> MlflowUi | None:
+    """The MLflow UI started earlier with `home`, if its process lives and it answers."""
+    pid_file = _mlflow_ui_pid_file(home)
+    try:
+        pid_text, url = pid_file.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if not (_pid_alive(pid) and http_ok(f"{url}/health")):
+        return None
+    return MlflowUi(pid, url, Path(home) / "mlflow-server.log")
+
+
+def stop_mlflow_ui(home: Path, timeout_s: float = 15.0) -> bool:
+    """Stop the MLflow UI started with `home` (its whole process group); False if none ran."""
+    found = find_mlflow_ui(home)
+    _mlflow_ui_pid_file(home).unlink(missing_ok=True)
+    if found is None:
+        return False
+    port = int(found.url.rsplit(":", 1)[1])
+    stop_group(found.pid, lambda: _pid_alive(found.pid) or port_is_open(port), timeout_s)
+    return True
 
 
 DEFAULT_WORK_POOL = "modalops-process"

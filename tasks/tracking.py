@@ -22,6 +22,7 @@ from modalops.register.tracking import (
     find_pipeline_run,
     log_dataset_input,
     log_tags,
+    pipeline_run_name,
     start_pipeline_run,
 )
 from modalops.runs import RunContext
@@ -40,7 +41,7 @@ def start_tracking(run: RunContext, cfg: PipelineConfig) -> TrackingContext:
         ctx = start_pipeline_run(
             cfg.registry.tracking_uri,
             cfg.registry.experiment,
-            run_name=f"{cfg.name}-{run.run_key}",
+            run_name=pipeline_run_name(run.run_key),
             tags={RUN_KEY_TAG: run.run_key, FLOW_RUN_TAG: run.flow_run_id, "pipeline": cfg.name},
             config=cfg.model_dump(mode="json"),
             artifact_location=experiment_artifact_location(

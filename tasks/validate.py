@@ -17,6 +17,7 @@ from modalops.pipeline_plan import champion_dataset_version
 from modalops.register.tracking import (
     TrackingContext,
     log_dir,
+    log_files,
     log_metrics,
     log_store_files,
     log_tags,
@@ -25,6 +26,7 @@ from modalops.register.tracking import (
 )
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
 from modalops.validate import ValidationResult, raise_for_gate, validate_dataset
+from modalops.validate.docs_page import write_single_page
 from modalops.validate.evidence import (
     SampleEvidence,
     evidence_from_parts,
@@ -74,6 +76,9 @@ def validate_samples(
         if result.data_docs_dir is not None and Path(result.data_docs_dir).exists():
             store.put_dir(run.key("validation", "data_docs"), result.data_docs_dir)
             log_dir(tracking, result.data_docs_dir, "validation/data_docs")
+            # the same results in one self-contained page MLflow's artifact viewer renders
+            page = write_single_page(result.data_docs_dir, Path(tmp) / "data_docs.html")
+            log_files(tracking, {"validation/data_docs.html": page})
     table = result.table_markdown()
     store.put_text(run.key("validation", "verdict.md"), table)
     put_frame(store, run.key("validation", "stats.parquet"), result.stats)

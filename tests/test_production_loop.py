@@ -133,6 +133,9 @@ def test_production_loop(prefect_api, label_studio, tmp_path, monkeypatch):
     assert brun.data.metrics["inference.windows"] == len(pred)
     assert brun.data.metrics["inference.cost_per_1k_usd"] > 0
     assert brun.data.metrics["inference.windows_per_s_model"] > 0
+    # the run spans the batch (issue 24: it read 39 ms for a 6 s batch)
+    lasted_s = (brun.info.end_time - brun.info.start_time) / 1000
+    assert lasted_s >= batch["summary"]["wall_seconds"], (lasted_s, batch["summary"])
     version = client.get_model_version(cfg.registry.model_name, first["model_version"])
     assert version.tags["last_batch_run"] == batch["mlflow_run_id"]
 

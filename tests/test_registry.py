@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -205,6 +206,25 @@ def test_registration_carries_the_spec_and_the_dataset_input(tmp_path):
     assert len(example) == 2 and list(example.columns) == ["wrist_video", "imu"]
     first = to_input_frame(samples[:2], spec)
     assert list(example["wrist_video"]) == list(first["wrist_video"])
+
+    # issue 24: the version says what it is, how it scored and what the gate decided ...
+    version = client.get_model_version("wrist", result.model_version)
+    for words in ("over 2 streams (`wrist_video`, `imu`)", "wrist-activity@v7", "macro-F1",
+                  "0.900", "**Promotion gate**: promoted", "PASS min_macro_f1"):  # fmt: skip
+        assert words in version.description, (words, version.description)
+    assert "`champion`" in client.get_registered_model("wrist").description
+    # ... and the logged model knows its version and the dataset (its page's "Registered",
+    # "Model versions" and "Datasets used")
+    model_id = version.source.removeprefix("models:/")
+    logged = client.get_logged_model(model_id)
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "wrist", "version": "1"}]
+    linked = {m.key: m for m in logged.metrics if m.dataset_name}
+    assert linked["eval.fused_macro_f1"].value == 0.9
+    assert linked["eval.fused_macro_f1"].dataset_name == "wrist-activity@v7"
+    assert linked["eval.fused_macro_f1"].dataset_digest == spec.digest()[:36]
+    assert client.get_experiment_by_name("spec").tags["mlflow.experimentKind"] == (
+        "custom_model_development"
+    )
 
 
 def test_registration_refuses_a_checkpoint_of_another_spec(tmp_path):

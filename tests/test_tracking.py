@@ -7,6 +7,7 @@ read back through the MLflow client the way a user browsing the UI would find it
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -23,6 +24,7 @@ from modalops.register.tracking import (
     align_metrics,
     finite_metrics,
     metric_key,
+    pipeline_run_name,
     start_pipeline_run,
 )
 from modalops.shard import iter_raw_samples, load_manifest
@@ -31,7 +33,9 @@ from modalops.train import FUSED_ID
 from modalops_demo.generate import DemoDataConfig, generate_demo_data
 from tests.conftest import REPO
 
-CURVES = ("train_loss", "val_loss", "val_macro_f1", "val_accuracy")
+# per-epoch curves: MLflow's charts give each `<group>/` prefix its own section, before the
+# single-value figures (issue 24)
+CURVES = ("train/loss", "val/loss", "val/macro_f1", "val/accuracy")
 STAGE_FOLDERS = {"ingest", "align", "validation", "training", "evaluation", "registration"}
 
 
@@ -107,6 +111,9 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
     pid = parent.info.run_id
     assert summary["mlflow_parent_run_id"] == pid
     assert parent.info.status == "FINISHED"
+    # a name that fits MLflow's runs list: `train 12-07 03:00`, the run key stays a tag
+    assert parent.info.run_name == pipeline_run_name(summary["run_key"])
+    assert len(parent.info.run_name) <= 20 and parent.info.run_name.startswith("train ")
     tags = parent.data.tags
     assert tags["modalops.run_key"] == summary["run_key"]
     assert tags["prefect_flow_run_id"] == summary["flow_run_id"]
@@ -121,8 +128,11 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
     manifest = load_manifest(open_store(store_uri), summary["dataset_version"])
     spec = manifest.dataset_spec()
     plan = dict(model_plan(spec, cfg.train))
-    children = {r.info.run_name: r for r in runs if r.data.tags.get(PARENT_TAG) == pid}
+    children = {r.data.tags["model_id"]: r for r in runs if r.data.tags.get(PARENT_TAG) == pid}
     assert len(runs) == 1 + len(plan) and set(children) == set(plan)
+    for model_id, child in children.items():  # named after the model, as the Prefect tasks
+        expected = "fused" if model_id == FUSED_ID else f"baseline:{model_id}"
+        assert child.info.run_name == expected
     epochs = list(range(cfg.train.max_epochs))
     for model_id, child in children.items():
         cid = child.info.run_id
@@ -181,6 +191,7 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
         "align/report.parquet",
         "validation/verdict.md",
         "validation/data_docs/index.html",
+        "validation/data_docs.html",
         "training/balancing.md",
         "evaluation/report.json",
         "evaluation/report.html",
@@ -204,6 +215,27 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
     assert parent.data.metrics["align.reviewed_labels"] == 0
     assert version.tags["reviewed_labels"] == "0"
     assert "registration/gate.json" in _artifact_paths(client, fused)
+    # the version says what it is and what the gate decided; its logged model knows the
+    # version and the dataset (the logged-model page's Registered / Datasets used)
+    for words in (manifest.version, "Fused multimodal classifier", "macro-F1 [95% CI]",
+                  "**Promotion gate**: promoted"):  # fmt: skip
+        assert words in version.description, (words, version.description)
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [
+        {"name": cfg.registry.model_name, "version": summary["model_version"]}
+    ]
+    used = {(m.dataset_name, m.dataset_digest) for m in logged.metrics if m.dataset_name}
+    assert used == {(f"{spec.name}@{manifest.version}", manifest.spec_digest[:36])}
+    # the Data Docs in one self-contained page: no script, stylesheet or image to fetch
+    page = Path(client.download_artifacts(pid, "validation/data_docs.html", str(tmp_path)))
+    text = page.read_text()
+    assert "<style>" in text and "ge-section" in text
+    assert not re.search(r"<script|<link|<img|(src|href)=\"(?!#)", text)
+    # the fused run's charts: the curves in their own sections, how many single-value ones
+    fused_metrics = children[FUSED_ID].data.metrics
+    single = [k for k in fused_metrics if "/" not in k]
+    assert set(CURVES) <= set(fused_metrics) and len(single) <= 30, sorted(single)
+    print(f"\nfused run: {len(fused_metrics)} metrics, {len(single)} single-value ones")
     mlflow.set_tracking_uri(cfg.registry.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{cfg.registry.model_name}@champion")
     store = open_store(store_uri)

@@ -130,10 +130,12 @@ def test_epoch_curves_go_to_the_given_mlflow_run(dataset, tmp_path):
     tracking = {"tracking_uri": uri, "run_id": run_id}
     result = train_model(store, manifest, cfg, "camera", ["camera"], tmp_path, tracking=tracking)
     assert result.mlflow_run_id == run_id
-    for name in ("train_loss", "val_loss", "val_macro_f1", "val_accuracy"):
+    # grouped by MLflow's charts in a section per prefix (`train`, `val`): issue 24
+    for name in ("train/loss", "val/loss", "val/macro_f1", "val/accuracy"):
         history = client.get_metric_history(run_id, name)
         assert sorted(m.step for m in history) == [0, 1], (name, history)
-    best = min(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
+    assert not {"train_loss", "val_loss"} & set(client.get_run(run_id).data.metrics)
+    best = min(client.get_metric_history(run_id, "val/loss"), key=lambda m: m.step)
     assert best.value > 0
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"  # the pipeline closes it, not the logger

@@ -209,7 +209,7 @@ def run_batch(
     """
     icfg = cfg.inference
     served.spec.check_compatible(spec, what=f"model {served.label}")
-    t_start = time.perf_counter()
+    t_start, started_at_ms = time.perf_counter(), int(time.time() * 1000)
     sessions = select_sessions(raw, spec, icfg.sessions, store, served.dataset_version)
     selection = selection_note(raw, spec, icfg.sessions, sessions, served.dataset_version)
     align_cfg, align_from = training_align_config(
@@ -251,6 +251,7 @@ def run_batch(
         )
     summary = summarise(pred, seconds, time.perf_counter() - t_start, cfg, served)
     summary.update(
+        started_at_ms=started_at_ms,  # the batch's MLflow run starts here, not when it is logged
         sessions_requested=len(sessions),
         selection=selection,
         sessions_predicted=int(pred["session_id"].nunique()) if len(pred) else 0,

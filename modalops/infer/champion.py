@@ -117,6 +117,7 @@ def load_registered(
     import mlflow.pyfunc
     from mlflow import MlflowClient
 
+    from modalops.register.registry import model_id_of
     from modalops.serving.pyfunc import spec_of
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -140,7 +141,8 @@ def load_registered(
         window_s=float(config["window_s"]),
         flagged_slices=flagged,
         dataset_version=(mv.tags or {}).get("dataset_version"),
-        model_id=getattr(mv, "model_id", None),
+        # a database registry leaves model_id empty; the source `models:/<id>` still names it
+        model_id=getattr(mv, "model_id", None) or model_id_of(mv.source or ""),
     )
 
 

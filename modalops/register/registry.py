@@ -32,6 +32,12 @@ import pandas as pd
 
 from modalops.config.evaluate import PromotionGateConfig
 from modalops.evaluate import metrics
+from modalops.register.describe import (
+    MODEL_HEADLINE,
+    ModelFacts,
+    model_description,
+    version_description,
+)
 from modalops.register.fingerprint import FINGERPRINT_TAG, model_digest, registration_fingerprint
 from modalops.secrets import redact_uri
 
@@ -680,14 +686,25 @@ class RegistrationResult:
     reused: bool = False  # an existing version with the same fingerprint, nothing registered
 
 
+# MLflow 3's UI opens an experiment of this kind on its runs (the classic runs table and charts),
+# not on the GenAI traces and evaluation pages it shows an experiment of unknown kind.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def _ensure_experiment(client, name: str, artifact_location: str | None) -> str:
     exp = client.get_experiment_by_name(name)  # None only where MLflow says it does not exist
     if exp is not None:
+        if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
@@ -742,7 +759,6 @@ def log_and_register(
     import mlflow
     from mlflow import MlflowClient
 
-    from modalops.evaluate import headline_metrics
     from modalops.serving.pyfunc import (
         CHECKPOINT_ARTIFACT,
         DEFAULT_LOADER,
@@ -836,8 +852,6 @@ def log_and_register(
             client.log_artifact(run_id, str(spec_path), artifact_path="dataset")
             if dataset_input is not None:
                 _log_dataset_input(client, run_id, dataset_input)
-            for k, v in headline_metrics(report).items():
-                client.log_metric(run_id, k, v)
             if own_run:
                 client.log_text(run_id, report.to_json(), "evaluation/report.json")
                 client.log_text(run_id, report.headline_markdown(), "evaluation/headline.md")
@@ -862,6 +876,7 @@ def log_and_register(
                     step=int(model_step),
                 )
             model_uri = info.model_uri
+            log_model_metrics(client, run_id, info.model_id, report, int(model_step))
             if fingerprint:  # at once: a retry from here on reuses this logged model
                 client.set_tag(
                     run_id,
@@ -888,7 +903,7 @@ def log_and_register(
                     source=model_uri,
                     run_id=run_id,
                     tags=str_tags,
-                    model_id=_model_id_of(model_uri),
+                    model_id=model_id_of(model_uri),
                 )
             else:
                 mv = existing
@@ -899,6 +914,7 @@ def log_and_register(
             if done is not None:
                 return done
     _wait_ready(client, model_name, version)
+    link_logged_model(client, model_name, version, model_id_of(model_uri or ""))
     client.set_registered_model_alias(model_name, CHALLENGER, version)
 
     challenger = score_model_uri(f"models:/{model_name}/{version}", test_samples_for_rescoring)
@@ -930,6 +946,11 @@ def log_and_register(
             break
 
     report.gate = decision.to_dict() if decision else {}
+    facts = ModelFacts(
+        model_name, list(model.streams), list(spec.labels.classes), spec.name,
+        tags.get("dataset_version"),
+    )  # fmt: skip
+    describe_version(client, facts, version, report, decision, tags.get("pipeline_run_id"))
     if own_run:
         client.log_text(run_id, report.to_json(), "evaluation/report.json")
     client.log_dict(run_id, report.gate, "registration/gate.json")
@@ -1029,7 +1050,7 @@ def _logged_model_uri(client, run_id: str, fingerprint: str | None) -> str | Non
     return doc.get("model_uri") if doc.get("fingerprint") == fingerprint else None
 
 
-def _model_id_of(model_uri: str) -> str | None:
+def model_id_of(model_uri: str) -> str | None:
     """The `m-...` id in a logged model's `models:/<id>` URI, None for any other source. A
     tracking server refuses such a source without it ("The model_id request parameter must
     identify the resource that contains the source"); SQLite accepted it."""
@@ -1146,6 +1167,69 @@ def _wait_ready(client, name: str, version: str, timeout_s: float = 60.0) -> Non
             raise RuntimeError(f"model {name} v{version}: registration failed")
         time.sleep(0.2)
     raise TimeoutError(f"model {name} v{version}: not READY after {timeout_s:.0f} s")
+
+
+# ---- what the registry shows about a version --------------------------------------------------------
+
+
+def run_dataset(client, run_id: str) -> tuple[str, str] | None:
+    """(name, digest) of the dataset the run logged as its training input, if any."""
+    for item in client.get_run(run_id).inputs.dataset_inputs or []:
+        contexts = {t.value for t in item.tags if t.key == "mlflow.data.context"}
+        if not contexts or "training" in contexts:
+            return item.dataset.name, item.dataset.digest
+    return None
+
+
+def log_model_metrics(client, run_id: str, model_id: str | None, report: Any, step: int) -> None:
+    """The fused model's test figures (`eval.` names, `MODEL_HEADLINE`) on the run and on its
+    logged model, each tied to the dataset the run trained on: the logged-model page lists that
+    dataset under "Datasets used" only through metrics that name it."""
+    from mlflow.entities import Metric
+
+    from modalops.evaluate import headline_metrics
+
+    wanted = {f"eval.{k}" for k in MODEL_HEADLINE}
+    values = {k: v for k, v in headline_metrics(report).items() if k in wanted}
+    dataset = run_dataset(client, run_id)
+    name, digest = dataset if dataset else (None, None)
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, v, now, step, model_id=model_id, dataset_name=name, dataset_digest=digest)
+        for k, v in values.items()
+    ]
+    if items:
+        client.log_batch(run_id, metrics=items)
+
+
+def link_logged_model(client, model_name: str, version: str, model_id: str | None) -> None:
+    """Record `version` on the logged model it was registered from (tag `mlflow.modelVersions`,
+    read by the logged-model page's "Registered" and "Model versions"). A tracking server does
+    this itself on create_model_version; a database store does not. Idempotent."""
+    if not model_id:
+        return
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    entry = {"name": model_name, "version": str(version)}
+    raw = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    known = json.loads(raw) if raw else []
+    if entry not in [{"name": k.get("name"), "version": str(k.get("version"))} for k in known]:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*known, entry])})
+
+
+def describe_version(
+    client,
+    facts: ModelFacts,
+    version: str,
+    report: Any,
+    decision: PromotionDecision | None,
+    pipeline_run: str | None = None,
+) -> None:
+    """The version's description (what it is, test figures, the gate's decision) and the
+    registered model's (what its versions are, which alias serves)."""
+    text = version_description(facts, report.headline, decision, pipeline_run)
+    client.update_model_version(facts.model_name, version, description=text[:60000])
+    client.update_registered_model(facts.model_name, description=model_description(facts))
 
 
 # ---- the pipeline's register stage ---------------------------------------------------------------

@@ -3,9 +3,10 @@
 The parent carries the resolved config (params), the dataset version (an input), each stage's
 summary numbers as metrics (`ingest.`, `align.`, `validation.`, `eval.`) and each stage's files
 in a top-level folder (`ingest/`, `align/`, `validation/`, `training/`, `evaluation/`,
-`registration/`). A child per trained model carries that model's params and per-epoch curves
-(logged by Lightning's MLflow logger inside the training process); the fused child also holds
-the logged pyfunc that the registered version points at. Everything here is plain MLflow client
+`registration/`). A child per trained model (`fused`, `baseline:<stream>`) carries that model's params and
+per-epoch curves (`train/loss`, `val/loss`, `val/macro_f1`, `val/accuracy`, logged by Lightning's
+MLflow logger inside the training process); the fused child also holds the logged pyfunc that the
+registered version points at. Everything here is plain MLflow client
 calls, so the tasks stay thin and a test can drive it without Prefect.
 """
 
@@ -117,7 +118,24 @@ def find_pipeline_run(
     return TrackingContext(uri, exp.experiment_id, runs[0].info.run_id) if runs else None
 
 
+def pipeline_run_name(run_key: str, stage: str = "train") -> str:
+    """A name that fits MLflow's runs list (about 20 characters show): `train 12-07 03:00`
+    from run key `20261207T030000Z-621b1e` (UTC, as the key); the key itself stays a tag."""
+    match = re.match(r"\d{4}(\d\d)(\d\d)T(\d\d)(\d\d)", run_key)
+    if match is None:
+        return f"{stage} {run_key}"
+    month, day, hour, minute = match.groups()
+    return f"{stage} {month}-{day} {hour}:{minute}"
+
+
 # ---- child runs, one per trained model ----------------------------------------------------------
+
+
+def model_run_name(model_id: str) -> str:
+    """The child run's name: `fused`, or `baseline:<stream>` for a unimodal baseline."""
+    from modalops.evaluate import FUSED_ID
+
+    return model_id if model_id == FUSED_ID else f"baseline:{model_id}"
 
 
 def start_model_run(
@@ -135,7 +153,7 @@ def start_model_run(
         "model_id": model_id,
         **{k: str(v) for k, v in (tags or {}).items() if v is not None},
     }
-    run = client.create_run(ctx.experiment_id, tags=all_tags, run_name=model_id)
+    run = client.create_run(ctx.experiment_id, tags=all_tags, run_name=model_run_name(model_id))
     params = {"model_id": model_id, "streams": json.dumps(list(streams))}
     params.update(flatten_config(train_config, prefix="train"))
     log_params(ctx, params, run.info.run_id)

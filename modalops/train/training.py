@@ -263,6 +263,17 @@ def _balance_counts(manifest: DatasetManifest, cfg: TrainConfig) -> tuple[str, d
     return group, dict(groups)
 
 
+def curve_key(name: str) -> str:
+    """The MLflow name of a per-epoch curve: `train_loss` -> `train/loss`, `val_macro_f1` ->
+    `val/macro_f1`. MLflow's charts put metrics named `<group>/...` in a section per group,
+    sections before the ungrouped ones, so the curves open the run's Model metrics tab instead
+    of sitting among its single-value figures in alphabetical order (issue 24)."""
+    for prefix in ("train_", "val_"):
+        if name.startswith(prefix):
+            return f"{prefix[:-1]}/{name[len(prefix) :]}"
+    return name
+
+
 def _curve_logger(tracking: dict[str, str]) -> Any:
     """Lightning's MLflow logger writing into an existing run (the pipeline's child run for this
     model): the epoch curves only. Params and the run's lifecycle belong to the pipeline, so
@@ -275,7 +286,7 @@ def _curve_logger(tracking: dict[str, str]) -> Any:
 
         def log_metrics(self, metrics, step=None) -> None:
             # epoch-level values: one point per epoch, at step = epoch (the chart's x axis)
-            metrics = dict(metrics)
+            metrics = {curve_key(k): v for k, v in metrics.items()}
             epoch = metrics.pop("epoch", None)
             if metrics:
                 super().log_metrics(metrics, int(epoch) if epoch is not None else step)
@@ -641,7 +652,7 @@ def train_model(
     """Train `streams` on the manifest's train split, validate on val, upload the checkpoint.
 
     `tracking` ({"tracking_uri", "run_id"}, an absolute URI) names an MLflow run that receives
-    the per-epoch curves (train_loss, val_loss, val_macro_f1, val_accuracy) from the training
+    the per-epoch curves (train/loss, val/loss, val/macro_f1, val/accuracy) from the training
     process itself, DDP worker included. `reuse`: an earlier training with the same key
     (`train_cache_key`) is returned instead (`cache_hit` True) without training again. An
     interrupted training with the same key resumes from its last resume checkpoint."""

@@ -265,7 +265,7 @@ def _pyfunc_of(spec, temperature=1.5):
     return pyfunc
 
 
-def test_batched_rescoring_scores_exactly_as_the_whole_frame(monkeypatch):
+def test_batched_rescoring_scores_as_the_whole_frame(monkeypatch):
     """6 samples in batches of 4: same predictions and GateScores as one whole-frame predict,
     the source re-read per pass, and never more than one batch read but not yet predicted."""
     import mlflow.pyfunc
@@ -309,8 +309,11 @@ def test_batched_rescoring_scores_exactly_as_the_whole_frame(monkeypatch):
     got = score_model_uri("models:/wrist/1", data)
     assert len(passes) == 2 and loaded.batches == [4, 2]
     assert max(loaded.unscored) <= 4  # the whole frame at once would show 6
-    assert got == expected
-    pd.testing.assert_frame_equal(predict_in_batches(Loaded(), data), whole, check_exact=True)
+    # batches of 4 and 2 go through other matrix kernels than one of 6: the probabilities may
+    # differ in the last bits (seen: ECE 0.050211077952 vs 0.050211076924 with 2 torch threads)
+    assert (got.macro_f1, got.slice_f1, got.n) == (expected.macro_f1, expected.slice_f1, expected.n)
+    assert got.ece == pytest.approx(expected.ece, abs=1e-6)
+    pd.testing.assert_frame_equal(predict_in_batches(Loaded(), data), whole, rtol=1e-6)
     # the whole-frame view (small callers) and the input example match the old whole frame
     pd.testing.assert_frame_equal(data.inputs, to_input_frame(samples, spec))
     one = RescoringSet.from_source(source, spec, batch_size=1)

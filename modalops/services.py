@@ -293,8 +293,8 @@ def start_mlflow_server(
     cmd = [
         str(Path(sys.executable).with_name("mlflow")),
         "server",
-        "--backend-store-uri",
-        backend_uri,
+        # the backend store comes from the environment (MLFLOW_BACKEND_STORE_URI, which mlflow
+        # server reads), not the command line: a database password there is in every `ps`
         # the default destination is ./mlartifacts under the current directory
         "--artifacts-destination",
         (log_dir / "mlartifacts").as_uri(),
@@ -305,7 +305,7 @@ def start_mlflow_server(
         "--workers",
         "1",
     ]
-    proc = _spawn("mlflow", cmd, dict(os.environ), log_path)
+    proc = _spawn("mlflow", cmd, {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend_uri}, log_path)
     url = f"http://127.0.0.1:{port}"
     if not wait_http(f"{url}/health", timeout_s, proc):
         Service("mlflow", url, proc, log_path).stop()

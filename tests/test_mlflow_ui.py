@@ -7,6 +7,7 @@ the live process tree, and `--stop` must close the port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -59,6 +60,10 @@ def test_ui_starts_on_loopback_prints_the_runs_view_and_stops(tmp_path):
         pid = int((tmp_path / ".modalops" / "mlflow" / "ui.pid").read_text().split()[0])
         assert {ip for ip, _ in listening_addresses(pid)} <= LOOPBACK_IPS
         assert (("127.0.0.1", port)) in listening_addresses(pid)
+        # the store URI (a database password, on a team store) is not on any command line
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                assert uri.encode() not in (proc / "cmdline").read_bytes(), proc
 
         # the page the printed URLs open (the part after # is the browser's) and the experiment
         # behind them: opened on its runs (classic view), not MLflow 3's GenAI pages

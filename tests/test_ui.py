@@ -419,7 +419,7 @@ def test_training_run_started_from_the_prefect_ui(
 
     with ui_step("label studio task", page, shots):
         page.goto(f"{label_studio['url']}/user/login/")
-        page.locator("input[name='email']").fill(label_studio["username"])
+        page.locator("input[name='email']").fill(label_studio["email"])
         page.locator("input[name='password']").fill(label_studio["password"])
         page.locator("button[type='submit'], input[type='submit']").first.click()
         page.wait_for_load_state("networkidle")

@@ -21,7 +21,12 @@ from modalops.dataset.spec import DatasetSpec, load_spec_file
 from modalops.review.client import VIEW_COLUMNS, ReviewClient
 from modalops.review.labeling import stream_key
 from modalops.review.tasks import build_tasks
-from tests.test_ui import Screenshots, page, shots, ui_step  # noqa: F401 (fixtures)
+from tests.test_ui import (  # noqa: F401 (page and shots are fixtures)
+    page,
+    shots,
+    sign_in_label_studio,
+    ui_step,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,11 +101,7 @@ def test_a_reviewer_sees_the_window(label_studio, page, shots, tmp_path):  # noq
     page.set_viewport_size({"width": 1280, "height": 900})
 
     with ui_step("sign in", page, shots):
-        page.goto(f"{url}/user/login/")
-        page.locator("input[name='email']").fill(label_studio["email"])
-        page.locator("input[name='password']").fill(label_studio["password"])
-        page.locator("button[type='submit'], input[type='submit']").first.click()
-        page.wait_for_load_state("networkidle")
+        sign_in_label_studio(page, label_studio)
 
     with ui_step("data manager", page, shots):
         page.goto(f"{url}/projects/{project}/data")

@@ -144,7 +144,7 @@ def label_studio(tmp_path_factory) -> Iterator[dict]:
     state["service"] = start_label_studio(home, port=port, venv=venv, timeout_s=900)
     state["url"] = state["service"].url
     creds = credentials(home)
-    state.update(token=creds["token"], username=creds["username"], password=creds["password"])
+    state.update(token=creds["token"], email=creds["email"], password=creds["password"])
     try:
         yield state
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import urllib.parse
 import wave
 import xml.etree.ElementTree as ET
 
@@ -108,9 +109,13 @@ def review_items(spec: DatasetSpec, n: int = 3, absent: dict[int, list[str]] | N
 
 
 def _decode_data_uri(uri: str) -> tuple[str, bytes]:
+    """(mime type, bytes) of a base64 or a percent-encoded data URI."""
     head, _, body = uri.partition(",")
-    assert head.startswith("data:") and head.endswith(";base64"), head
-    return head[5:-7], base64.b64decode(body)
+    assert head.startswith("data:"), head
+    if head.endswith(";base64"):
+        return head[5:-7], base64.b64decode(body)
+    assert not set(body) & set("?# \n"), body[:40]  # would end or change the URI
+    return head[5:], urllib.parse.unquote_to_bytes(body)
 
 
 # ---- labeling config -------------------------------------------------------------------------
@@ -217,8 +222,10 @@ def test_absent_streams_keep_their_key_with_a_placeholder_and_are_named():
         assert stream in data["modalops_header"].split("absent: ")[1]
         assert data[title_key(stream)].endswith("absent here")
     mime, raw = _decode_data_uri(data[stream_key(by_kind["audio"])])
-    with wave.open(io.BytesIO(raw)) as wav:  # a valid (silent) WAV, not an error box
-        assert mime == "audio/wav" and wav.getnframes() == 1
+    with wave.open(io.BytesIO(raw)) as wav:  # a valid (silent) WAV, not an error box,
+        # as long as the window, so the player's timeline reads its seconds
+        assert mime == "audio/wav" and wav.getnframes() / wav.getframerate() == 2.0
+        assert set(wav.readframes(wav.getnframes())) == {128}  # unsigned 8-bit silence
     series = data[stream_key(by_kind["timeseries"])]
     assert series[TIME_COLUMN] == [0.0, 2.0]
     assert data[stream_key(by_kind["text"])] == ""
@@ -279,3 +286,109 @@ def test_resolve_review_target(tmp_path, monkeypatch):
 def test_review_config_refuses_unknown_keys():
     with pytest.raises(ValueError, match="prot"):
         ReviewConfig.model_validate({"prot": 1})
+
+
+# ---- how the task looks in Label Studio ------------------------------------------------------
+def test_audio_is_decoded_for_its_waveform_and_survives_the_decoders_url_suffix():
+    spec = load_spec_file(DEMO_SPEC)
+    audio = next(s for s in spec.stream_names if spec.kind_of(s).name == "audio")
+    el = ET.fromstring(labeling_config(spec)).find(f".//Audio[@name='{stream_key(audio)}']")
+    # decoder "none" plays without a waveform; "webaudio" decodes the file and draws it
+    assert el.get("decoder") == "webaudio" and el.get("player") == "html5"
+    items = review_items(spec, n=1)
+    uri = build_tasks(spec, items)[0]["data"][stream_key(audio)]
+    assert uri.startswith("data:audio/wav,")  # percent-encoded, not base64
+    # Label Studio 1.23.2 fetches the URL with "?lsref=1" appended: what the browser then gets
+    # is the WAV with 8 bytes after its data chunk, and it reads as the same audio
+    _, got = _decode_data_uri(uri)
+    suffixed = got + b"?lsref=1"
+    with (
+        wave.open(io.BytesIO(suffixed)) as wav,
+        wave.open(io.BytesIO(items.at[0, "x__audio"])) as w0,
+    ):
+        assert wav.getparams() == w0.getparams()
+        assert wav.readframes(wav.getnframes()) == w0.readframes(w0.getnframes())
+
+
+def test_timeseries_open_on_the_whole_window_with_distinct_tick_labels():
+    spec = load_spec_file(MOTIONS_SPEC)
+    for series in ET.fromstring(labeling_config(spec)).iter("TimeSeries"):
+        # Label Studio's default (25%) opens a 1 s window on its first 0.25 s
+        assert series.get("overviewWidth") == "100%"
+        assert series.get("timeDisplayFormat") == ".3f"
+        for channel in series.findall("Channel"):
+            # the default ".1f" prints ticks 0.01 apart as "0.0, 0.0, 0.0"
+            assert channel.get("displayFormat") == "~g"
+
+
+def test_an_older_projects_config_differs_in_looks_only():
+    from modalops.review.labeling import config_semantics
+
+    spec = load_spec_file(DEMO_SPEC)
+    now = labeling_config(spec)
+    before = now.replace('decoder="webaudio"', 'decoder="none"').replace(
+        ' overviewWidth="100%"', ""
+    )
+    assert before != now and config_semantics(before) == config_semantics(now)
+    renamed = now.replace(f'value="{spec.labels.classes[0]}"', 'value="other"')
+    assert config_semantics(renamed) != config_semantics(now)
+
+
+def test_review_tab_shows_the_reviewers_columns_and_hides_the_rest():
+    from modalops.review.client import column_ids, review_view
+
+    columns = column_ids(
+        [
+            {"id": "id", "target": "tasks"},
+            {"id": "inner_id", "target": "tasks"},
+            {"id": "data", "target": "tasks", "children": ["session_id", "modalops_key"]},
+            {"id": "session_id", "target": "tasks", "parent": "data"},
+            {"id": "predicted_label", "target": "tasks", "parent": "data"},
+            {"id": "modalops_key", "target": "tasks", "parent": "data"},
+            {"id": "stream_audio_title", "target": "tasks", "parent": "data"},
+        ]
+    )
+    assert columns == [
+        "tasks:id",
+        "tasks:inner_id",
+        "tasks:data.session_id",
+        "tasks:data.predicted_label",
+        "tasks:data.modalops_key",
+        "tasks:data.stream_audio_title",
+    ]
+    view = review_view(columns)
+    assert view["title"] == "Review"
+    assert view["hiddenColumns"]["explore"] == [
+        "tasks:inner_id",
+        "tasks:data.modalops_key",
+        "tasks:data.stream_audio_title",
+    ]
+    # beside the editor too: the window and the model's answer
+    assert view["hiddenColumns"]["labeling"] == view["hiddenColumns"]["explore"]
+    assert set(view["columnsWidth"]) == {
+        "tasks:id",
+        "tasks:data.session_id",
+        "tasks:data.predicted_label",
+    }
+
+
+def test_tasks_carry_the_models_answer_as_plain_columns():
+    spec = load_spec_file(DEMO_SPEC)
+    items = review_items(spec, n=2)
+    for (_, row), task in zip(items.iterrows(), build_tasks(spec, items), strict=True):
+        assert task["data"]["predicted_label"] == row["label"]
+        assert task["data"]["predicted_probability"] == round(row["probability"], 4)
+
+
+def test_credentials_name_the_email_and_read_files_that_called_it_username(tmp_path):
+    from modalops.review.service import ADMIN_EMAIL, credentials
+
+    made = credentials(tmp_path / "new")
+    assert made["email"] == ADMIN_EMAIL and "username" not in made
+    assert json.loads((tmp_path / "new" / "credentials.json").read_text()) == made
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "credentials.json").write_text(
+        json.dumps({"username": "me@example.org", "password": "p" * 24, "token": "t" * 40})
+    )
+    assert credentials(old) == {"email": "me@example.org", "password": "p" * 24, "token": "t" * 40}

@@ -18,8 +18,22 @@ import pytest
 from modalops.config.review import ReviewConfig
 from modalops.dataset.columns import sample_key
 from modalops.dataset.spec import DatasetSpec, load_spec_file
-from modalops.review.client import REVIEW_COLUMNS, ReviewClient, ReviewError, resolve_review_target
-from modalops.review.labeling import CHOICES_NAME, HEADER_NAME
+from modalops.review.client import (
+    REVIEW_COLUMNS,
+    VIEW_COLUMNS,
+    VIEW_TITLE,
+    ReviewClient,
+    ReviewError,
+    column_ids,
+    resolve_review_target,
+)
+from modalops.review.labeling import (
+    CHOICES_NAME,
+    HEADER_NAME,
+    labeling_config,
+    stream_key,
+    title_key,
+)
 from modalops.review.service import (
     credentials,
     find_label_studio,
@@ -64,7 +78,7 @@ def test_local_server_binds_loopback_with_a_private_token(label_studio):
     assert find_label_studio(home) == (url, creds["token"])
     assert resolve_review_target(ReviewConfig(home=str(home))) == (url, creds["token"])
     me = _api(url, creds["token"], "/api/current-user/whoami")
-    assert me["email"] == creds["username"]
+    assert me["email"] == creds["email"]
     with pytest.raises(urllib.error.HTTPError) as bad:
         _api(url, "not-the-token-0000", "/api/projects/")
     assert bad.value.code == 401
@@ -120,7 +134,7 @@ def test_review_round_trip(label_studio):
     assert reviews.loc[1, "label"] == other
     assert reviews.loc[1, "predicted_label"] == items.iloc[1]["label"] != other
     assert reviews.loc[1, "predicted_score"] == pytest.approx(0.5)
-    assert set(reviews["reviewer"]) == {creds["username"]}
+    assert set(reviews["reviewer"]) == {creds["email"]}
     assert set(reviews["model_version"]) == {"fusion-test:v7"}
     assert set(reviews["session_id"]) == {"sess-a"}
     assert reviews.loc[1, "t_start"] == 2.0 and reviews.loc[1, "t_end"] == 4.0
@@ -139,6 +153,62 @@ def test_changed_spec_is_refused_not_imported_into(label_studio):
     changed["labels"]["classes"] = [*spec.labels.classes, "unknown_event"]
     with pytest.raises(ReviewError, match="different labeling config"):
         client.ensure_project(DatasetSpec.model_validate(changed), "spec-change")
+
+
+def test_the_review_tab_opens_on_the_reviewers_columns(label_studio):
+    url, token = label_studio["url"], label_studio["token"]
+    spec = load_spec_file(DEMO_SPEC)
+    client = ReviewClient(url, token, project_prefix="modalops-view")
+    project = client.ensure_project(spec, "fusion-test")
+    client.import_tasks(project, build_tasks(spec, review_items(spec, n=2)))
+
+    views = _api(url, token, f"/api/dm/views/?project={project}")
+    assert [v["data"]["title"] for v in views] == [VIEW_TITLE]  # the first tab: the default
+    hidden = views[0]["data"]["hiddenColumns"]
+    server = column_ids(_api(url, token, f"/api/dm/columns/?project={project}")["columns"])
+    shown = [c for c in server if c not in hidden["explore"]]
+    assert shown == [c for c in server if c in VIEW_COLUMNS]
+    assert set(VIEW_COLUMNS) <= set(server), "a column the reviewer reads is not in the tasks"
+    for internal in ("modalops_key", "spec_digest", "metadata", "modalops_header"):
+        assert f"tasks:data.{internal}" in hidden["explore"]
+    for stream in spec.stream_names:
+        assert f"tasks:data.{stream_key(stream)}" in hidden["explore"]
+        assert f"tasks:data.{title_key(stream)}" in hidden["explore"]
+    # kept, not duplicated, by the next import
+    client.ensure_project(spec, "fusion-test")
+    assert len(_api(url, token, f"/api/dm/views/?project={project}")) == 1
+
+
+def test_a_project_made_with_an_older_look_is_brought_up_to_date(label_studio):
+    url, token = label_studio["url"], label_studio["token"]
+    spec = load_spec_file(DEMO_SPEC)
+    client = ReviewClient(url, token, project_prefix="modalops-old")
+    # what modalops made before audio had its waveform and series their whole window
+    old = labeling_config(spec).replace('decoder="webaudio"', 'decoder="none"')
+    old = old.replace(' overviewWidth="100%"', "")
+    made = _api(
+        url, token, "/api/projects/", {"title": client.project_title("m"), "label_config": old}
+    )
+    assert client.ensure_project(spec, "m") == made["id"]
+    now = _api(url, token, f"/api/projects/{made['id']}")["label_config"]
+    assert " ".join(now.split()) == " ".join(labeling_config(spec).split())
+
+
+def test_review_start_prints_where_to_sign_in(label_studio):
+    from typer.testing import CliRunner
+
+    from modalops.review.cli import review_app
+
+    home = label_studio["home"]
+    out = CliRunner().invoke(review_app, ["start", "--home", str(home)])
+    assert out.exit_code == 0, out.output
+    assert "already running" in out.output
+    assert f"Label Studio: {label_studio['url']}" in out.output
+    assert f"sign in as: {label_studio['email']}" in out.output
+    assert str(home / "credentials.json") in out.output
+    assert label_studio["password"] not in out.output and label_studio["token"] not in out.output
+    status = CliRunner().invoke(review_app, ["status", "--home", str(home)])
+    assert status.exit_code == 0 and label_studio["email"] in status.output
 
 
 def test_stop_closes_the_port(label_studio):

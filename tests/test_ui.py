@@ -96,6 +96,15 @@ def ui_step(name: str, page, shots: Screenshots) -> Iterator[None]:
     print(f"UI step {name!r}: {time.monotonic() - started:.1f} s")
 
 
+def sign_in_label_studio(page, label_studio: dict) -> None:
+    """Sign in as the local admin of the `label_studio` fixture's server."""
+    page.goto(f"{label_studio['url']}/user/login/")
+    page.locator("input[name='email']").fill(label_studio["email"])
+    page.locator("input[name='password']").fill(label_studio["password"])
+    page.locator("button[type='submit'], input[type='submit']").first.click()
+    page.wait_for_load_state("networkidle")
+
+
 def start_mlflow_ui(backend_uri: str, log_dir: Path, timeout_s: float = 120.0) -> Service:
     """`mlflow server` on a free 127.0.0.1 port over the test's SQLite tracking store."""
     port = free_port()
@@ -418,11 +427,7 @@ def test_training_run_started_from_the_prefect_ui(
     predicted = task["predictions"][0]["result"][0]["value"]["choices"][0]
 
     with ui_step("label studio task", page, shots):
-        page.goto(f"{label_studio['url']}/user/login/")
-        page.locator("input[name='email']").fill(label_studio["username"])
-        page.locator("input[name='password']").fill(label_studio["password"])
-        page.locator("button[type='submit'], input[type='submit']").first.click()
-        page.wait_for_load_state("networkidle")
+        sign_in_label_studio(page, label_studio)
         page.goto(f"{label_studio['url']}/projects/{project['id']}/data?task={task['id']}")
         # the window header (session and times) and the model's answer, pre-selected
         page.get_by_text(str(task["data"]["session_id"])).first.wait_for()

@@ -42,6 +42,19 @@ def install(home: HomeOpt = None) -> None:
     typer.echo(f"ready: {exe} ({time.monotonic() - started:.0f} s)")
 
 
+def login_lines(url: str, home: Path) -> list[str]:
+    """Where and as whom to sign in; the password stays in its file (0600), never on screen."""
+    from modalops.review.service import credentials, credentials_path
+
+    path = credentials_path(home)
+    return [
+        f"Label Studio: {url}",
+        f"  sign in as: {credentials(home)['email']}",
+        f"  password and API token: in {path} (mode 0600), keys password and token",
+        f"  e.g. python -c \"import json; print(json.load(open('{path}'))['password'])\"",
+    ]
+
+
 @review_app.command("start")
 def start(
     port: Annotated[
@@ -49,23 +62,24 @@ def start(
     ] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Start the local Label Studio (installing it on first use); prints its URL."""
-    from modalops.review.service import credentials_path, find_label_studio, start_label_studio
+    """Start the local Label Studio (installing it on first use); prints its URL and login."""
+    from modalops.review.service import find_label_studio, start_label_studio
     from modalops.services import ServiceError
 
     home = _home(home)
     found = find_label_studio(home)
     if found:
-        typer.echo(f"Label Studio already running: {found[0]}")
+        typer.echo("already running")
+        url = found[0]
     else:
         typer.echo("starting Label Studio (first start installs it and migrates its database) ...")
         try:
-            service = start_label_studio(home, port or ReviewConfig().port)
+            url = start_label_studio(home, port or ReviewConfig().port).url
         except ServiceError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from None
-        typer.echo(f"Label Studio: {service.url}")
-    typer.echo(f"login and API token: {credentials_path(home)} (mode 0600)")
+    for line in login_lines(url, home):
+        typer.echo(line)
 
 
 @review_app.command("stop")
@@ -83,8 +97,12 @@ def status(home: HomeOpt = None) -> None:
 
     home = _home(home)
     found = find_label_studio(home)
-    typer.echo(f"Label Studio: {found[0] if found else 'not running'}")
+    if found:
+        for line in login_lines(found[0], home):
+            typer.echo(line)
+    else:
+        typer.echo("Label Studio: not running")
+        typer.echo(f"credentials: {credentials_path(home)}")
     typer.echo(f"venv: {venv_dir(home)}")
-    typer.echo(f"credentials: {credentials_path(home)}")
     if not found:
         raise typer.Exit(1)

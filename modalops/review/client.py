@@ -30,7 +30,7 @@ import pandas as pd
 
 from modalops.config.review import ReviewConfig
 from modalops.dataset.spec import DatasetSpec
-from modalops.review.labeling import CHOICES_NAME, labeling_config
+from modalops.review.labeling import CHOICES_NAME, config_semantics, labeling_config
 
 REVIEW_COLUMNS = [
     "task_id",
@@ -47,6 +47,38 @@ REVIEW_COLUMNS = [
     "model_version",
 ]
 SPEC_MARK = "modalops spec digest: "
+# The project's Data Manager tab, kept by modalops: what a reviewer reads of each task (Data
+# Manager column ids, "tasks:<column>" or "tasks:data.<task data key>"); every other column the
+# server lists is hidden (inline media, JSON, modalops' own keys)
+VIEW_TITLE = "Review"
+# column id -> width in px (the Data Manager's default widths push the reasons off a 1280 px
+# screen)
+VIEW_COLUMNS = {
+    "tasks:id": 60,
+    "tasks:total_annotations": 50,
+    "tasks:annotators": 100,
+    "tasks:data.session_id": 100,
+    "tasks:data.window_index": 110,
+    "tasks:data.t_start": 75,
+    "tasks:data.t_end": 75,
+    "tasks:data.predicted_label": 120,
+    "tasks:data.predicted_probability": 160,
+    "tasks:data.reasons": 200,
+}
+# task data keys are typed by the tasks' JSON only as "Unknown": numbers filter and sort as numbers
+NUMBER_COLUMNS = (
+    "tasks:data.window_index",
+    "tasks:data.t_start",
+    "tasks:data.t_end",
+    "tasks:data.predicted_probability",
+)
+# the task list beside the labeling editor is narrow: the window and the model's answer
+LABELING_COLUMNS = (
+    "tasks:id",
+    "tasks:data.session_id",
+    "tasks:data.window_index",
+    "tasks:data.predicted_label",
+)
 IMPORT_BATCH = 200  # tasks per request: inline media make tasks large; LS caps a request at 200 MB
 
 
@@ -113,7 +145,7 @@ class ReviewClient:
         existing = self.find_project(model_name)
         if existing is not None:
             project = _as_dict(self._ls.projects.get(id=existing["id"]))
-            if _normalise(project.get("label_config")) != _normalise(config):
+            if config_semantics(project.get("label_config") or "") != config_semantics(config):
                 was = (project.get("description") or "").partition(SPEC_MARK)[2].strip() or "?"
                 raise ReviewError(
                     f"Label Studio project {title!r} (id {project['id']}, {self.url}) has a "
@@ -123,6 +155,11 @@ class ReviewClient:
                     "the wrong thing. Rename or delete that project in Label Studio, or review "
                     "under a new model name."
                 )
+            if _normalise(project.get("label_config")) != _normalise(config):
+                # same streams and classes, shown another way (a project made by an earlier
+                # modalops, e.g. audio without its waveform): the reviewer gets the new view
+                self._ls.projects.update(id=project["id"], label_config=config)
+            self.ensure_view(int(project["id"]))
             return int(project["id"])
         created = self._ls.projects.create(
             title=title,
@@ -132,7 +169,37 @@ class ReviewClient:
             show_collab_predictions=True,  # the reviewer starts from the model's answer
             show_skip_button=True,
         )
-        return int(_as_dict(created)["id"])
+        project_id = int(_as_dict(created)["id"])
+        self.ensure_view(project_id)
+        return project_id
+
+    def columns(self, project_id: int) -> list[str]:
+        """The Data Manager's column ids of the project (task data keys from its labeling config
+        and from the tasks imported so far)."""
+        # no sdk method for /api/dm/columns; its client wrapper adds the auth header either token
+        # kind needs
+        resp = self._ls._client_wrapper.httpx_client.request(
+            "api/dm/columns/", method="GET", params={"project": project_id}
+        )
+        if resp.status_code != 200:
+            raise ReviewError(
+                f"Label Studio {self.url} answered {resp.status_code} to the Data Manager's "
+                f"columns of project {project_id}: {resp.text[:300]}"
+            )
+        return column_ids(resp.json()["columns"])
+
+    def ensure_view(self, project_id: int) -> int:
+        """The id of the project's Review tab, created first (so the Data Manager opens on it) or
+        reset to the reviewer's columns; runs again after each import, as new task data keys
+        become columns only then (and the Data Manager drops hidden columns it does not know)."""
+        data = review_view(self.columns(project_id))
+        for view in self._ls.views.list(project=project_id):
+            view = _as_dict(view)
+            if (view.get("data") or {}).get("title") == VIEW_TITLE:
+                merged = {**view["data"], **data}  # filters or ordering a reviewer set stay
+                self._ls.views.update(id=str(view["id"]), project=project_id, data=merged)
+                return int(view["id"])
+        return int(_as_dict(self._ls.views.create(project=project_id, data=data))["id"])
 
     # ---- tasks -------------------------------------------------------------------------------
     def _tasks(self, project_id: int, fields: str = "task_only") -> list[dict]:
@@ -169,6 +236,8 @@ class ReviewClient:
         if len(versions) == 1:
             # Label Studio pre-labels with the predictions of the project's model_version
             self._ls.projects.update(id=project_id, model_version=versions.pop())
+        if new:
+            self.ensure_view(project_id)  # the new tasks' data keys are columns now
         return imported
 
     # ---- results -----------------------------------------------------------------------------
@@ -218,6 +287,29 @@ class ReviewClient:
                 )
         frame = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
         return frame.astype({"task_id": "int64", "annotation_id": "int64"}) if rows else frame
+
+
+def column_ids(columns: list[dict]) -> list[str]:
+    """Data Manager ids ("tasks:id", "tasks:data.session_id") of /api/dm/columns' entries, less
+    the groups (the "data" column whose children are the task data keys)."""
+    return [
+        f"{c['target']}:{c['parent'] + '.' if c.get('parent') else ''}{c['id']}"
+        for c in columns
+        if not c.get("children")
+    ]
+
+
+def review_view(columns: list[str]) -> dict:
+    """The Review tab's data: of `columns` (Data Manager ids), all but the reviewer's hidden."""
+    return {
+        "title": VIEW_TITLE,
+        "hiddenColumns": {
+            "explore": [c for c in columns if c not in VIEW_COLUMNS],
+            "labeling": [c for c in columns if c not in LABELING_COLUMNS],
+        },
+        "columnsWidth": {c: w for c, w in VIEW_COLUMNS.items() if c in columns},
+        "columnsDisplayType": {c: "Number" for c in NUMBER_COLUMNS if c in columns},
+    }
 
 
 def _normalise(xml: str | None) -> str:

@@ -22,6 +22,25 @@ REASONS_KEY = "modalops_reasons"
 # could declare, since channels are plain column names without this prefix)
 TIME_COLUMN = "modalops_t"
 
+# <Audio>: the default decoder ("webaudio") draws the waveform; decoder="none" would only play.
+# The decoder fetches the task's URL with "?lsref=1" appended (AudioUltra/Media/MediaLoader.ts,
+# LS 1.23.2), so the audio is a percent-encoded data URI (tasks.py): the suffix becomes 8 bytes
+# after the WAV's data chunk, which the decoder ignores, where in base64 it breaks the URI.
+AUDIO_ATTRS = {"decoder": "webaudio", "player": "html5"}
+# <TimeSeries>: LS opens a series zoomed to its first `overviewWidth` (default 25%); a review
+# window is short, so all of it shows. Times are seconds from the window start (numbers, so d3
+# number formats), with millisecond ticks in the tracker and the brush width.
+TIMESERIES_ATTRS = {
+    "valueType": "json",
+    "timeColumn": TIME_COLUMN,
+    "overviewWidth": "100%",
+    "timeDisplayFormat": ".3f",
+    "durationDisplayFormat": ".3f",
+}
+# <Channel>: LS formats y ticks with ".1f" by default, so a channel spanning 0.04 reads
+# "0.0, 0.0, 0.0"; "~g" keeps six significant digits and drops trailing zeros
+CHANNEL_ATTRS = {"displayFormat": "~g", "height": "140"}
+
 # kind name -> Label Studio object tag (video windows carry one JPEG/PNG frame: an image)
 _TAG_BY_KIND = {
     "image": "Image",
@@ -68,22 +87,14 @@ def labeling_config(spec: DatasetSpec) -> str:
         ET.SubElement(view, "Header", value=f"${title_key(stream)}", size="5")
         if tag == "TimeSeries":
             series = ET.SubElement(
-                view,
-                "TimeSeries",
-                name=key,
-                value=f"${key}",
-                valueType="json",
-                timeColumn=TIME_COLUMN,
+                view, "TimeSeries", {"name": key, "value": f"${key}", **TIMESERIES_ATTRS}
             )
             for channel in timeseries_channels(spec, stream):
-                ET.SubElement(series, "Channel", column=channel, legend=channel)
+                ET.SubElement(series, "Channel", column=channel, legend=channel, **CHANNEL_ATTRS)
         elif tag == "Audio":
-            # decoder "none" plays through an HTML5 <audio>: the waveform decoder fetches the URL
-            # with "?lsref=1" appended (web/dist/apps/labelstudio/358.js, LS 1.23.2), which
-            # corrupts a data: URI (net::ERR_INVALID_URL)
-            ET.SubElement(view, "Audio", name=key, value=f"${key}", decoder="none", player="html5")
+            ET.SubElement(view, "Audio", name=key, value=f"${key}", **AUDIO_ATTRS)
         elif tag == "Image":
-            ET.SubElement(view, "Image", name=key, value=f"${key}", maxWidth="480px")
+            ET.SubElement(view, "Image", name=key, value=f"${key}", maxWidth="320px")
         else:
             ET.SubElement(view, "Text", name=key, value=f"${key}")
     ET.SubElement(view, "Header", value="Class of this window", size="5")
@@ -94,3 +105,16 @@ def labeling_config(spec: DatasetSpec) -> str:
         ET.SubElement(choices, "Choice", value=cls)
     ET.indent(view)
     return ET.tostring(view, encoding="unicode")
+
+
+# What a task's data and its annotations depend on; the rest (sizes, formats, decoder) is how it
+# looks, which a project made by an earlier modalops may have otherwise
+_SEMANTIC_ATTRS = ("name", "value", "toName", "column", "valueType", "timeColumn", "choice")
+
+
+def config_semantics(xml: str) -> list[tuple]:
+    """The tags of a labeling config in order, each with its data and annotation attributes."""
+    return [
+        (el.tag, tuple((a, el.get(a)) for a in _SEMANTIC_ATTRS if el.get(a) is not None))
+        for el in ET.fromstring(xml).iter()
+    ]

@@ -7,7 +7,7 @@ LABEL_STUDIO_USERNAME / LABEL_STUDIO_PASSWORD / LABEL_STUDIO_USER_TOKEN (read by
 label_studio/server.py `_create_user`), with `--enable-legacy-api-token` so the organisation
 accepts the fixed `Authorization: Token <token>` header (1.17+ default to JWT personal access
 tokens only). The password and token are random, kept in `<home>/credentials.json` (mode 0600),
-and never printed.
+and never printed: `modalops review start` prints the URL, the email and that file's path.
 """
 
 from __future__ import annotations
@@ -97,19 +97,23 @@ def ensure_installed(home: str | Path, venv: str | Path | None = None) -> Path:
 
 
 def credentials(home: str | Path) -> dict[str, str]:
-    """The local admin's email, password and API token; created (random, mode 0600) if absent."""
-    path = Path(home).resolve() / "credentials.json"
+    """The local admin's `email` (the web login's user), `password` and API `token`; created
+    (random, mode 0600) if absent. A file written before the key was named `email` has it under
+    `username` (Label Studio's name for the variable that carries it) and is read the same."""
+    path = credentials_path(home)
     if path.exists():
         try:
             creds = json.loads(path.read_text())
-            if {"username", "password", "token"} <= set(creds):
-                return creds
         except json.JSONDecodeError:
-            pass
-        raise ServiceError(f"{path}: expected JSON with username, password and token")
+            creds = {}
+        if isinstance(creds, dict) and "email" not in creds and "username" in creds:
+            creds = {"email": creds.pop("username"), **creds}
+        if isinstance(creds, dict) and {"email", "password", "token"} <= set(creds):
+            return creds
+        raise ServiceError(f"{path}: expected JSON with email, password and token")
     path.parent.mkdir(parents=True, exist_ok=True)
     creds = {
-        "username": ADMIN_EMAIL,
+        "email": ADMIN_EMAIL,
         "password": secrets.token_urlsafe(18),
         # DRF's Token.key is 40 characters; Label Studio ignores tokens of 5 or fewer
         "token": secrets.token_hex(20),
@@ -133,7 +137,7 @@ def _label_studio_env(home: Path, port: int, creds: dict[str, str]) -> dict[str,
     env.pop("VIRTUAL_ENV", None)
     env.update(
         LABEL_STUDIO_BASE_DATA_DIR=str(home / "data"),
-        LABEL_STUDIO_USERNAME=creds["username"],
+        LABEL_STUDIO_USERNAME=creds["email"],  # Label Studio signs in by email
         LABEL_STUDIO_PASSWORD=creds["password"],
         LABEL_STUDIO_USER_TOKEN=creds["token"],
         LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",

@@ -3,9 +3,9 @@
 Inline media needs no file storage on either side: a task is self-contained JSON, so the same
 list goes to a server's import API or, with no server, into the import file a person uploads.
 Label Studio refuses a task that lacks a key its config uses, so an absent stream keeps its key
-with a placeholder (a one-sample silent WAV for audio, which the player loads without an error
-box; a small grey PNG for images; "" for text; a flat two-point series, as empty or null ones break the editor), and its heading and the window header
-say it is absent.
+with a placeholder (silence as long as the window for audio, which the player loads without an
+error box; a small grey PNG for images; "" for text; a flat two-point series, as empty or null
+ones break the editor), and its heading and the window header say it is absent.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import math
 import wave
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -73,9 +74,12 @@ def _image_uri(data: bytes, where: str) -> str:
 
 
 def _audio_uri(data: bytes, where: str) -> str:
+    """Percent-encoded, not base64: Label Studio's waveform decoder appends "?lsref=1" to the
+    URL (labeling.AUDIO_ATTRS), which would break base64 and here only trails the WAV's data
+    chunk. It costs size: 2.7 bytes a byte of 16-bit PCM (88 KB a 1 s, 16 kHz window)."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ValueError(f"{where}: audio payload is not WAV (starts {data[:4]!r})")
-    return f"data:audio/wav;base64,{base64.b64encode(data).decode('ascii')}"
+    return f"data:audio/wav,{quote(data, safe='')}"
 
 
 def _series(data: bytes, channels: list[str], sample_rate: float, where: str) -> dict:
@@ -97,13 +101,16 @@ def _series(data: bytes, channels: list[str], sample_rate: float, where: str) ->
     return out
 
 
-def _silent_wav() -> bytes:
+def _silent_wav(duration_s: float) -> bytes:
+    """Silence as long as the window, so the player's timeline reads the window's seconds; 8-bit
+    at 4 kHz keeps it small (12 KB a second as a data URI; Chrome plays no rate under 3 kHz)."""
+    rate = 4000
     buf = io.BytesIO()
     with wave.open(buf, "wb") as out:
         out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x00\x00")
+        out.setsampwidth(1)
+        out.setframerate(rate)
+        out.writeframes(b"\x80" * max(1, round(duration_s * rate)))  # unsigned 8-bit: 128 is 0
     return buf.getvalue()
 
 
@@ -123,7 +130,7 @@ def _empty_value(spec: DatasetSpec, stream: str, duration_s: float) -> Any:
         times = [0.0, round(max(duration_s, 1e-3), 6)]
         return {TIME_COLUMN: times, **{c: [0.0, 0.0] for c in timeseries_channels(spec, stream)}}
     if tag == "Audio":
-        return _audio_uri(_silent_wav(), stream)
+        return _audio_uri(_silent_wav(duration_s), stream)
     if tag == "Image":
         return _image_uri(_blank_png(), stream)  # "" shows an error box where the frame would be
     return ""
@@ -197,8 +204,12 @@ def build_tasks(spec: DatasetSpec, items: pd.DataFrame) -> list[dict]:
                 "window_index": window_index,
                 "t_start": t_start,
                 "t_end": t_end,
-                "subject": subject,
+                # the prediction's class and score again, as plain columns of the Data Manager
+                # (which lists task data keys in this order)
+                "predicted_label": label,
+                "predicted_probability": round(probability, 4),
                 "reasons": reasons,
+                "subject": subject,
                 "model_name": model_name,
                 "model_version": model_version,
                 "spec_digest": _plain(row.get("spec_digest")),

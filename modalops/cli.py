@@ -58,7 +58,8 @@ def _prefect_api() -> str:
     api = find_prefect_server(PREFECT_HOME)
     if api:
         return api
-    typer.echo("starting a local Prefect server (first run takes ~15 s) ...")
+    # on stderr: `modalops run` prints its summary as JSON on stdout (`| jq` must work)
+    typer.echo("starting a local Prefect server (first run takes ~15 s) ...", err=True)
     port = 4200
     from modalops.services import free_port, port_is_open
 

@@ -24,7 +24,9 @@ def prefect_api() -> str:
 
     return local_prefect_api(
         PREFECT_HOME,
-        on_start=lambda: typer.echo("starting a local Prefect server (first run takes ~15 s) ..."),
+        on_start=lambda: typer.echo(
+            "starting a local Prefect server (first run takes ~15 s) ...", err=True
+        ),
     )
 
 

@@ -117,17 +117,17 @@ def pytest_collection_finish(session) -> None:
     import subprocess
     import sys
 
+    from modalops.review.service import VENV_ENV
+
     venv = _label_studio_venv()
-    code = (
-        "import sys; from pathlib import Path; from modalops.review.service import "
-        "ensure_installed; ensure_installed(Path(sys.argv[1]).parent, venv=sys.argv[1])"
-    )
-    # a failure here is reported by the fixture, which runs the same install again
+    # `modalops review install`, the body of `make review-venv` (docs/review.md), into the
+    # suite's venv; a failure here is reported by the fixture, which runs the same install again
     subprocess.Popen(
-        [sys.executable, "-c", code, str(venv)],
+        [sys.executable, "-m", "modalops.cli", "review", "install", "--home", str(venv.parent)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, VENV_ENV: str(venv)},
     )
 
 

@@ -212,9 +212,18 @@ def test_review_start_prints_where_to_sign_in(label_studio):
 
 
 def test_stop_closes_the_port(label_studio):
-    assert stop_label_studio(label_studio["home"]) is True
+    """`modalops review stop`, as docs/review.md shows it."""
+    from typer.testing import CliRunner
+
+    from modalops.review.cli import review_app
+
+    home = str(label_studio["home"])
+    stopped = CliRunner().invoke(review_app, ["stop", "--home", home])
+    assert stopped.exit_code == 0 and stopped.output.strip() == "stopped", stopped.output
     assert not port_is_open(label_studio["port"])
     assert find_label_studio(label_studio["home"]) is None
+    again = CliRunner().invoke(review_app, ["stop", "--home", home])
+    assert again.output.strip() == "no Label Studio was running"
     assert stop_label_studio(label_studio["home"]) is False
     # started again on the same home (its data kept, so ~7 s) for any later test of the session
     label_studio["service"] = start_label_studio(

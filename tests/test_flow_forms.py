@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 
 import pytest
@@ -18,6 +17,7 @@ from modalops.run_summaries import (
     verdict_markdown,
 )
 from tests.conftest import REPO
+from tests.prefect_reads import long_figures
 
 FORMS = (TrainingForm, BatchInferenceForm, FeedbackForm)
 # inputs in the run form, measured when the forms were made (issue 24); a new setting in a
@@ -139,10 +139,6 @@ def test_frame_table_rounds_and_counts_the_rows_left_out():
     assert frame_table(None) == "_(none)_"
 
 
-def _long_floats(text: str) -> list[str]:
-    return re.findall(r"\d+\.\d{6,}", text)
-
-
 def test_the_verdict_fits_its_pane():
     check = SimpleNamespace
     checks = [
@@ -191,7 +187,7 @@ def test_flow_summaries_are_one_table_with_rounded_figures():
     assert "| decision | not promoted |" in out
     assert "| fused | camera,audio | 0.5123 | 0.6001 | 0.07123 |" in out
     assert "- macro-F1 0.41 < champion 0.52" in out
-    assert not _long_floats(out)
+    assert not long_figures(out)
 
     batch = {"model": "modalops-ci v2", "windows": 120, "sessions_predicted": 3, "routed": 17,
              "routed_share": 0.141666666, "reasons": {"least confident": 17},
@@ -200,7 +196,7 @@ def test_flow_summaries_are_one_table_with_rounded_figures():
     out = batch_summary_markdown(batch, {"tasks": 17, "imported": 17, "url": "http://ls/p/1"}, "r1")
     assert "| routed to review | 17 (14.2%) |" in out
     assert "| windows/s end to end | 12.12 |" in out
-    assert not _long_floats(out)
+    assert not long_figures(out)
     out = feedback_summary_markdown("modalops-ci", {"reviews": 3, "written": 2, "conflicts": 1,
                                                     "already_recorded": 0, "version": "v000002"})  # fmt: skip
     assert "| corrections written | 2 |" in out and "| corrections version | v000002 |" in out

@@ -15,12 +15,14 @@ from __future__ import annotations
 import inspect
 import shlex
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modalops.config import PipelineConfig
+from modalops.config.forms import form_for
 from modalops.services import DEFAULT_WORK_POOL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,15 +30,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class FlowDeployment:
-    """One flow the UI can start: where it lives and whether it runs on the schedule."""
+    """One flow the UI can start: where it lives, what the deployment is called, and whether it
+    runs on the schedule."""
 
     entrypoint: str  # "path/inside/the/repo.py:flow_function"
     description: str
     scheduled: bool = False
+    what: str = ""  # the deployment's name before the config's: what it does
 
     @property
     def path(self) -> str:
         return self.entrypoint.split(":", 1)[0]
+
+    def name(self, cfg: PipelineConfig) -> str:
+        """`<what it does>-<config name>` (`train-nightly-modalops-demo`): the list says what
+        each deployment does, and a second config deploys a second set beside the first."""
+        return f"{self.what}-{cfg.name}" if self.what else cfg.name
 
 
 # The one list. Training runs nightly on fresh recordings; inference and feedback run on demand.
@@ -45,14 +54,18 @@ DEPLOYMENTS: tuple[FlowDeployment, ...] = (
         "flows/training_pipeline.py:training_pipeline",
         "Train, evaluate and register the fused multimodal model (ingest → ... → register).",
         scheduled=True,
+        what="train-nightly",
     ),
     FlowDeployment(
         "flows/batch_inference.py:batch_inference",
-        "Score new recordings with the registered champion model.",
+        "Score new recordings with the registered champion model; route the unsure windows to"
+        " review.",
+        what="batch-inference",
     ),
     FlowDeployment(
         "flows/feedback.py:feedback",
         "Bring reviewed predictions back as labels for the next training run.",
+        what="feedback",
     ),
 )
 
@@ -96,15 +109,26 @@ def job_variables(settings: DeploySettings) -> dict[str, Any]:
 
 
 def flow_parameters(fn: Callable[..., Any], cfg: PipelineConfig) -> dict[str, Any]:
-    """Every parameter typed `PipelineConfig` gets the loaded config (the run form shows it);
-    the others keep the flow's own defaults. A tracking URI with a password written out is
-    refused: the stored parameters mask it, so the deployment's runs could not connect."""
+    """Every parameter typed with a run form (modalops.config.forms) gets the loaded config's
+    values for that flow, one typed `PipelineConfig` the whole config (the run form shows
+    them); the others keep the flow's own defaults. A tracking URI with a password written out
+    is refused: the stored parameters mask it, so the deployment's runs could not connect."""
     cfg.registry.check_deployable()
-    return {
-        name: cfg.model_dump(mode="json")
-        for name, param in inspect.signature(fn).parameters.items()
-        if param.annotation in (PipelineConfig, "PipelineConfig")
-    }
+    hints = typing.get_type_hints(fn)
+    params: dict[str, Any] = {}
+    for name in inspect.signature(fn).parameters:
+        annotation = hints.get(name)
+        form = form_for(annotation)
+        if form is not None:
+            params[name] = form.form_data(cfg)
+        elif annotation is PipelineConfig:
+            params[name] = cfg.model_dump(mode="json")
+    return params
+
+
+def schedule_text(settings: DeploySettings) -> str:
+    """The training schedule as people read it, with its timezone: `'0 3 * * *' (UTC)`."""
+    return f"'{settings.cron}' ({settings.timezone})" if settings.cron else "on demand"
 
 
 def ensure_process_pool(pool: str) -> None:
@@ -158,14 +182,14 @@ def deploy_flows(
             except Exception as exc:  # a flow being written may not import yet; say so, go on
                 log(f"not deployed: {dep.entrypoint} does not import: {type(exc).__name__}: {exc}")
                 continue
-            schedules = (
-                [Cron(settings.cron, timezone=settings.timezone)]
-                if dep.scheduled and settings.cron
-                else None
-            )
+            scheduled = dep.scheduled and bool(settings.cron)
+            # the timezone is set on the schedule (the UI shows it there) and said in the
+            # description too, which the deployments list shows
+            schedules = [Cron(settings.cron, timezone=settings.timezone)] if scheduled else None
+            when = f"Runs at {schedule_text(settings)}." if scheduled else "Runs on demand."
             deployment = flow.to_deployment(
-                name=cfg.name,
-                description=dep.description,
+                name=dep.name(cfg),
+                description=f"{dep.description} {when} Config `{cfg.name}`.",
                 schedules=schedules,
                 parameters=flow_parameters(flow.fn, cfg),
                 job_variables=job_variables(settings),
@@ -176,7 +200,7 @@ def deploy_flows(
             done.append(
                 Deployed(
                     flow_name=flow.name,
-                    name=cfg.name,
+                    name=dep.name(cfg),
                     id=deployment_id,
                     entrypoint=dep.entrypoint,
                     url=f"{ui_url(api_url)}/deployments/deployment/{deployment_id}",

@@ -35,8 +35,12 @@ class StageTimes:
         return "\n".join(lines)
 
 
-def task_name(run_name: str) -> str:
-    """`validate_samples-4xk` -> `validate_samples`."""
+def task_name(run_name: str, task_key: str | None = None) -> str:
+    """The task a run belongs to: from its task key (`train_classifier-1a2b3c4d`, Prefect's
+    function name and code hash), which a run named after its model (`train fused`) keeps;
+    else from Prefect's default run name (`validate_samples-4xk` -> `validate_samples`)."""
+    if task_key:
+        return task_key.rsplit("-", 1)[0]
     return _RUN_SUFFIX.sub("", run_name)
 
 
@@ -59,7 +63,7 @@ def stage_times(flow_run_id: str) -> StageTimes:
     seconds: dict[str, float] = {}
     runs: dict[str, int] = {}
     for tr in task_runs:
-        name = task_name(tr.name)
+        name = task_name(tr.name, tr.task_key)
         seconds[name] = seconds.get(name, 0.0) + tr.total_run_time.total_seconds()
         runs[name] = runs.get(name, 0) + 1
     return StageTimes(flow_run.total_run_time.total_seconds(), seconds, runs)

@@ -11,10 +11,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.data_stages import run_data_stages_on_dask
-from modalops.config import PipelineConfig
+from modalops.config.forms import TrainingForm
 from modalops.pipeline_plan import lineage, model_plan, pipeline_summary
+from modalops.run_summaries import training_summary_markdown
 from modalops.runs import new_run
 from tasks.align import align_sessions
+from tasks.artifacts import publish_flow_summary
 from tasks.dataset import read_dataset_spec
 from tasks.evaluate import evaluate_classifiers
 from tasks.ingest import ingest_recordings
@@ -34,12 +36,17 @@ from tasks.validate import load_reference_stats, validate_samples
     on_crashed=[fail_tracking],
     on_cancellation=[fail_tracking],
 )
-def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: B008
+def training_pipeline(cfg: TrainingForm) -> dict:
     """Train the fused multimodal model and one baseline per stream; register the fused one.
 
     MLflow gets one parent run per pipeline run (config, dataset input, stage metrics and
     artifacts) with one nested run per trained model (its curves; the fused one holds the
-    registered model)."""
+    registered model).
+
+    Args:
+        cfg: the run's settings (a PipelineConfig is taken as it is; modalops.config.forms)
+    """
+    cfg = cfg.pipeline_config()
     run = new_run(cfg.store, flow_run_id=flow_run.id)
 
     # ---- tracking ----------------------------------------------------------------------------
@@ -93,4 +100,7 @@ def training_pipeline(cfg: PipelineConfig = PipelineConfig()) -> dict:  # noqa: 
 
     summary = pipeline_summary(run, manifest, verdict, report, registered, tracking)
     end_tracking(tracking, summary)
+    publish_flow_summary(
+        "training-summary", training_summary_markdown(summary), "The pipeline run in one table"
+    )
     return summary

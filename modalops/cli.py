@@ -394,12 +394,13 @@ def serve(
     """Serve the pipeline as a Prefect deployment: runs from the UI, and on `--cron`."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows.deployments import flow_parameters
     from flows.training_pipeline import training_pipeline
 
     cfg = _load(config, set_)
     with temporary_settings({PREFECT_API_URL: _prefect_api()}):
         training_pipeline.serve(
-            name=name, cron=cron, parameters={"cfg": cfg.model_dump(mode="json")}
+            name=name, cron=cron, parameters=flow_parameters(training_pipeline.fn, cfg)
         )
 
 

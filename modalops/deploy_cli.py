@@ -53,7 +53,7 @@ def deploy_and_serve(
 ) -> list:
     """Register the deployments (flows/deployments.py) with `cfg` as their parameters, make sure
     a worker serves the pool, print the UI URL and each deployment. `make demo` calls this."""
-    from flows.deployments import DeploySettings, deploy_flows, ui_url
+    from flows.deployments import DeploySettings, deploy_flows, schedule_text, ui_url
 
     settings = DeploySettings(pool=pool, cron=cron or None, timezone=timezone)
     try:
@@ -67,7 +67,7 @@ def deploy_and_serve(
     for dep in deployed:
         typer.echo(f"  {dep.full_name:<40} {dep.url}")
     if settings.cron:
-        typer.echo(f"  schedule: training at '{settings.cron}' ({settings.timezone})")
+        typer.echo(f"  schedule: training at {schedule_text(settings)}")
         _say_next_runs(api_url, deployed)
     return deployed
 

@@ -10,7 +10,21 @@ from modalops.dataset.spec import DatasetSpec
 from modalops.train import FUSED_ID
 from modalops.train.training import model_plan
 
-__all__ = ["check_config_against_spec", "lineage", "model_plan", "pipeline_summary"]
+__all__ = [
+    "check_config_against_spec",
+    "lineage",
+    "model_label",
+    "model_plan",
+    "pipeline_summary",
+]
+
+
+def model_label(model_id: str, streams: list[str]) -> str:
+    """What a person calls a planned model: `fused`, or `baseline:<stream>` for a single-stream
+    baseline (whose model id is the bare stream name)."""
+    if model_id == FUSED_ID:
+        return FUSED_ID
+    return f"baseline:{'+'.join(streams)}"
 
 
 def check_config_against_spec(cfg: PipelineConfig, spec: DatasetSpec) -> None:
@@ -98,4 +112,12 @@ def pipeline_summary(run, manifest, verdict, report, registered, tracking=None) 
         "mlflow_run_id": registered.run_id,
         "mlflow_parent_run_id": tracking.parent_run_id if tracking is not None else None,
         "splits": {k: v.n_samples for k, v in manifest.splits.items()},
+        "models": [
+            {
+                "model_id": str(row["model_id"]),
+                "streams": str(row.get("streams", "")),
+                **{k: float(row[k]) for k in ("macro_f1", "accuracy", "ece") if k in row},
+            }
+            for row in report.models.to_dict("records")
+        ],
     }

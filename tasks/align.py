@@ -12,6 +12,7 @@ from modalops.align import AlignResult, align_dataset
 from modalops.align.report import summarise, write_plots
 from modalops.config.align import AlignConfig
 from modalops.dataset.spec import DatasetSpec
+from modalops.markdown import bullets
 from modalops.register.tracking import (
     TrackingContext,
     align_metrics,
@@ -51,7 +52,7 @@ def align_sessions(
     return record_alignment(run, cfg, tracking, result, time.perf_counter() - started)
 
 
-@task(retries=1, retry_delay_seconds=[5])
+@task(retries=1, retry_delay_seconds=[5], task_run_name="align batch {index}")
 def align_batch(
     run: RunContext,
     spec: DatasetSpec,
@@ -153,7 +154,7 @@ def record_alignment(
         )
         if c in result.report.columns
     ]
-    summary = "\n".join(f"- **{k}**: {v}" for k, v in result.summary.items())
+    summary = bullets(result.summary)  # rounded: 12.12, not 12.118220730649366
     publish_markdown(
         "align-summary",
         f"# Alignment (mode `{cfg.mode}`)\n\n{summary}\n\n## Per stream\n\n"

@@ -1,4 +1,4 @@
-"""Prefect artifacts published by the stage tasks (markdown summaries shown in the UI)."""
+"""Prefect artifacts: markdown summaries the UI shows, on a task run or on the flow run."""
 
 from __future__ import annotations
 
@@ -6,22 +6,25 @@ import re
 
 from prefect.artifacts import create_markdown_artifact
 
+from modalops.markdown import frame_table
+
+
+def _artifact_key(key: str) -> str:
+    """Artifact keys must be lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
+
 
 def publish_markdown(key: str, markdown: str, description: str) -> None:
-    """A markdown artifact; keys must be lowercase letters, digits and dashes."""
-    safe = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")
-    create_markdown_artifact(key=safe, markdown=markdown, description=description)
+    """A markdown artifact of the task run (and flow run) it is created in."""
+    create_markdown_artifact(key=_artifact_key(key), markdown=markdown, description=description)
 
 
-def frame_markdown(df, max_rows: int = 40) -> str:
-    """A DataFrame as a markdown table (pandas' to_markdown needs tabulate; this does not)."""
-    if df is None or len(df) == 0:
-        return "_(none)_"
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in df.head(max_rows).itertuples(index=False):
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    if len(df) > max_rows:
-        lines.append(f"\n_… {len(df) - max_rows} more rows_")
-    return "\n".join(lines)
+def publish_flow_summary(key: str, markdown: str, description: str) -> None:
+    """A markdown artifact of the flow run itself: called from the flow body, outside any task,
+    so the flow run's Artifacts tab shows it (issue 24: it read "None")."""
+    publish_markdown(key, markdown, description)
+
+
+def frame_markdown(df, max_rows: int = 40, width: int | None = None) -> str:
+    """A DataFrame as a markdown table, figures rounded (modalops.markdown.frame_table)."""
+    return frame_table(df, max_rows=max_rows, width=width)

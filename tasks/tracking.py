@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from modalops.config.forms import TrainingForm
 from modalops.config.pipeline import PipelineConfig
 from modalops.register import dataset_input_of
 from modalops.register.registry import (
@@ -87,7 +88,7 @@ def fail_tracking(flow, flow_run, state) -> None:
 
     log = get_logger("modalops.tracking")
     try:
-        cfg = PipelineConfig.model_validate(flow_run.parameters.get("cfg") or {})
+        cfg = TrainingForm.config_of(flow_run.parameters.get("cfg") or {})
         ctx = find_pipeline_run(cfg.registry.tracking_uri, cfg.registry.experiment, flow_run.id)
         if ctx is None:
             log.warning("flow run %s: no MLflow parent run to close", flow_run.id)

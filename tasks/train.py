@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from modalops.config.train import TrainConfig
+from modalops.pipeline_plan import model_label
 from modalops.register import dataset_input_of
 from modalops.register.tracking import (
     TrackingContext,
@@ -23,7 +24,16 @@ from modalops.train.training import TrainResult, balance_report, find_trained, t
 from tasks.artifacts import frame_markdown, publish_markdown
 
 
-@task(retries=1, retry_delay_seconds=[10])
+def train_run_name() -> str:
+    """`train fused`, `train baseline:audio`: the task run says which model it trains, where
+    Prefect's default said `train_classifier-cc1` (issue 24)."""
+    from prefect.runtime import task_run
+
+    params = task_run.parameters
+    return f"train {model_label(params['model_id'], list(params['streams']))}"
+
+
+@task(retries=1, retry_delay_seconds=[10], task_run_name=train_run_name)
 def train_classifier(
     run: RunContext,
     manifest: DatasetManifest,

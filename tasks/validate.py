@@ -24,6 +24,7 @@ from modalops.register.tracking import (
     log_text,
     validation_metrics,
 )
+from modalops.run_summaries import verdict_markdown
 from modalops.runs import RunContext, get_frame, put_frame, reference_stats_key
 from modalops.validate import ValidationResult, raise_for_gate, validate_dataset
 from modalops.validate.docs_page import write_single_page
@@ -89,7 +90,8 @@ def validate_samples(
     )
     publish_markdown(
         "validation-verdict",
-        f"# Validation {verdict}\n\nbad-sample fraction: {100 * result.bad_fraction:.2f}%\n\n{table}",
+        f"# Validation {verdict}\n\nbad-sample fraction: {100 * result.bad_fraction:.2f}%\n\n"
+        + verdict_markdown(result.checks),
         "Data validation gate",
     )
     # the stage's own time (read by `modalops plan`); Dask-computed statistics not included

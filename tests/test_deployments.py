@@ -58,6 +58,32 @@ def test_only_pipeline_config_parameters_get_the_config():
     assert flow_parameters(lambda limit=3: None, cfg) == {}
 
 
+def test_a_form_parameter_gets_the_config_values_its_flow_reads():
+    from flows.batch_inference import batch_inference
+    from flows.training_pipeline import training_pipeline
+    from modalops.config.forms import BatchInferenceForm, TrainingForm
+
+    cfg = load_config([REPO / "configs" / "ci.yaml"], ["train.max_epochs=4"])
+    params = flow_parameters(training_pipeline.fn, cfg)
+    assert params == {"cfg": TrainingForm.form_data(cfg)}
+    assert params["cfg"]["max_epochs"] == 4
+    assert "inference" not in params["cfg"] and "review" not in params["cfg"]
+    batch = flow_parameters(batch_inference.fn, cfg)
+    assert batch == {"cfg": BatchInferenceForm.form_data(cfg)}
+    assert "train" not in batch["cfg"]
+    # the stored values are what the flow runs with
+    assert training_pipeline.validate_parameters(params)["cfg"].pipeline_config().train == cfg.train
+
+
+def test_deployment_names_say_what_each_does_per_config():
+    cfg = PipelineConfig(name="modalops-demo")
+    assert [d.name(cfg) for d in DEPLOYMENTS] == [
+        "train-nightly-modalops-demo",
+        "batch-inference-modalops-demo",
+        "feedback-modalops-demo",
+    ]
+
+
 def test_a_tracking_password_travels_as_a_reference_never_masked(monkeypatch):
     """A deployment's parameters are a JSON dump: a `${VAR}` password stays a reference that
     the run expands from the worker's environment; a password written out is refused at deploy
@@ -103,7 +129,7 @@ def test_training_deployment_on_the_process_pool_with_a_utc_cron(prefect_api):
     assert any("flows/no_such_flow.py does not exist yet" in line for line in log), log
     assert any("no_such_function does not import" in line for line in log), log
     dep = deployed[0]
-    assert dep.full_name == f"training_pipeline/{cfg.name}"
+    assert dep.full_name == f"training_pipeline/train-nightly-{cfg.name}"
     assert dep.url == f"{prefect_api.removesuffix('/api')}/deployments/deployment/{dep.id}"
 
     remote = _read_deployment(prefect_api, dep.id)
@@ -117,8 +143,10 @@ def test_training_deployment_on_the_process_pool_with_a_utc_cron(prefect_api):
     assert schedule.active
     assert schedule.schedule.cron == "15 4 * * 1"
     assert schedule.schedule.timezone == "UTC"
-    # the run form starts from the loaded config
-    assert remote.parameters["cfg"]["train"]["max_epochs"] == 4
+    # the description, which the deployments list shows, says when and in which timezone
+    assert "Runs at '15 4 * * 1' (UTC)." in remote.description
+    # the run form starts from the loaded config, the common settings at its top
+    assert remote.parameters["cfg"]["max_epochs"] == 4
     assert remote.parameters["cfg"]["registry"]["model_name"] == "modalops-ci"
 
     # deploying again updates the same deployment (no duplicates in the UI)
@@ -181,3 +209,71 @@ def test_worker_status_cli_says_when_none_runs(tmp_path, monkeypatch):
     assert out.exit_code == 1
     assert "no worker running for pool 'nobody'" in out.output
     assert not Path(".modalops").exists()  # status starts nothing
+
+
+def _form_inputs(schema: dict) -> tuple[int, int, int]:
+    """(inputs, groups, inputs the UI labels "(Optional)") of a parameter_openapi_schema, as
+    Prefect's run form lays it out: an object is a group of its properties."""
+    defs = schema.get("definitions", schema.get("$defs", {}))
+    counts = [0, 0, 0]
+
+    def walk(node: dict, required: bool) -> None:
+        if "$ref" in node:
+            node = {**defs[node["$ref"].split("/")[-1]], **node}
+        if node.get("type") == "object" and "properties" in node:
+            counts[1] += 1
+            for key, prop in node["properties"].items():
+                walk(prop, key in node.get("required", []))
+            return
+        counts[0] += 1
+        counts[2] += not required
+
+    for key, prop in schema["properties"].items():
+        walk(prop, key in schema.get("required", []))
+    return counts[0], counts[1] - 1, counts[2]  # the flow's one parameter is not a section
+
+
+# measured on the forms (issue 24): 110 inputs in 10 groups for training, 45 in 8 for batch
+# inference, 15 in 5 for feedback, none "(Optional)"; before, each flow's form had the whole
+# config, 126 inputs in 13 groups, all "(Optional)". A few new settings may join a section
+# (the margin); a section leaking into the wrong form may not.
+FORM_LIMITS = {
+    "training_pipeline": (110 + 10, 10),
+    "batch_inference": (45 + 5, 8),
+    "feedback": (15 + 3, 5),
+}
+
+
+def test_three_deployments_with_their_names_timezone_and_small_forms(prefect_api):
+    cfg = load_config([REPO / "configs" / "ci.yaml"], ["name=modalops-forms"])
+    settings = DeploySettings(
+        pool="modalops-test-deploy", cron="0 3 * * *", timezone="Europe/Berlin"
+    )
+    deployed = deploy_flows(cfg, prefect_api, settings, log=print)
+    assert [d.full_name for d in deployed] == [
+        "training_pipeline/train-nightly-modalops-forms",
+        "batch_inference/batch-inference-modalops-forms",
+        "feedback/feedback-modalops-forms",
+    ]
+    figures = {}
+    for dep in deployed:
+        remote = _read_deployment(prefect_api, dep.id)
+        assert "modalops-forms" in remote.tags
+        inputs, groups, optional = _form_inputs(remote.parameter_openapi_schema)
+        figures[dep.flow_name] = (inputs, groups, optional)
+        max_inputs, max_groups = FORM_LIMITS[dep.flow_name]
+        assert inputs <= max_inputs and groups <= max_groups, (dep.flow_name, inputs, groups)
+        assert optional == 0, dep.flow_name
+        # the stored values fill every input of the form
+        props = remote.parameter_openapi_schema["definitions"]
+        form = next(v for k, v in props.items() if k.endswith("Form"))
+        assert set(remote.parameters["cfg"]) == set(form["properties"])
+        if dep.flow_name == "training_pipeline":
+            [schedule] = remote.schedules
+            assert schedule.schedule.timezone == "Europe/Berlin"
+            assert "Runs at '0 3 * * *' (Europe/Berlin)." in remote.description
+            assert not {"inference", "review"} & set(form["properties"])
+        else:
+            assert remote.schedules == []
+            assert "Runs on demand." in remote.description
+    print("form inputs, groups, (Optional) per flow:", figures)

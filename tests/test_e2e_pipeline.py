@@ -21,6 +21,7 @@ from modalops.store import open_store
 from modalops_demo.generate import DemoDataConfig, generate_demo_data
 from modalops_demo.names import LABELS
 from tests.conftest import REPO
+from tests.prefect_reads import long_figures, run_artifacts, task_run_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -87,6 +88,21 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     assert 0 < times.share("validate_samples") < 1
     assert 0 < sum(times.task_seconds.values()) <= times.flow_seconds * 1.05
     assert "| validate_samples | 1 |" in times.table()
+    # each training task run is named after its model (issue 24: `train_classifier-cc1`, ...)
+    names = task_run_names(prefect_api, flow_run_id)
+    baselines = [f"train baseline:{s}" for s in summary["unimodal_macro_f1"]]
+    assert sorted(n for n in names if n.startswith("train ")) == sorted(["train fused", *baselines])
+    # the flow run has its own summary artifact (not only its task runs'), figures rounded
+    flow_level, task_level = run_artifacts(prefect_api, flow_run_id)
+    assert set(flow_level) == {"training-summary"}, flow_level
+    text = flow_level["training-summary"]
+    assert f"| dataset version | `{version}` |" in text
+    assert f"| registered | `{cfg.registry.model_name}` v{summary['model_version']} |" in text
+    assert "| fused |" in text
+    assert {"align-summary", "validation-verdict", "dataset-manifest"} <= set(task_level)
+    for key, markdown in {**flow_level, **task_level}.items():
+        assert not long_figures(markdown), (key, long_figures(markdown))
+    assert "## Not passed" in task_level["validation-verdict"]
 
     # a registry consumer predicts valid classes for held-out samples
     mlflow.set_tracking_uri(tracking_uri)

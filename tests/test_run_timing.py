@@ -7,6 +7,9 @@ def test_task_run_names_group_by_task():
     assert task_name("validate_samples-4xk") == "validate_samples"
     assert task_name("train_classifier-0a9") == "train_classifier"
     assert task_name("ingest_recordings") == "ingest_recordings"
+    # a run named after its model still counts under its task (the key is function-hash)
+    assert task_name("train fused", "train_classifier-1a2b3c4d") == "train_classifier"
+    assert task_name("train baseline:audio", "train_classifier-1a2b3c4d") == "train_classifier"
 
 
 def test_shares_and_table():

@@ -114,7 +114,7 @@ def test_status_of_a_real_server(prefect_api, tmp_path):
         time.sleep(1)
     text = format_status(status)
     assert status.server_ok
-    assert mine.full_name == "training_pipeline/modalops-status-test"
+    assert mine.full_name == "training_pipeline/train-nightly-modalops-status-test"
     assert mine.schedules == [f"cron '{at.minute} {at.hour} * * *' (UTC)"]
     assert mine.next_run is not None  # the server's scheduler made the run
     next_run = datetime.fromisoformat(mine.next_run)
@@ -124,7 +124,7 @@ def test_status_of_a_real_server(prefect_api, tmp_path):
     assert any(r.flow_run_id == failed_id for r in status.failed_runs)
     assert status.failed_count >= 1
     assert "boom: the test failed this run" in text
-    assert "(training_pipeline/modalops-status-test)" in text
+    assert "(training_pipeline/train-nightly-modalops-status-test)" in text
     # no worker serves the pool: a problem, named
     assert not status.worker_online
     assert any("no worker online for pool 'modalops-status-pool'" in p for p in status.problems)
@@ -173,6 +173,6 @@ def test_status_cli_on_a_real_server(prefect_api, monkeypatch, tmp_path):
     cfg = PipelineConfig(name="modalops-status-cli")
     deploy_flows(cfg, prefect_api, settings, log=print, deployments=DEPLOYMENTS[:1])
     out = CliRunner().invoke(app, ["status", "--pool", "modalops-status-cli"])
-    assert "training_pipeline/modalops-status-cli" in out.output, out.output
+    assert "training_pipeline/train-nightly-modalops-status-cli" in out.output, out.output
     assert "no worker online for pool 'modalops-status-cli'" in out.output
     assert out.exit_code == 1

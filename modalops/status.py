@@ -283,6 +283,8 @@ def format_status(status: PlatformStatus) -> str:
         lines.append("  server log    not on this machine: service errors are in the server's log")
     lines.append(f"worker          {status.worker or '(not read)'}")
     lines.append("deployments")
+    # names as wide as the longest (`batch_inference/batch-inference-<config name>` is 45+)
+    width = max((len(dep.full_name) for dep in status.deployments), default=0)
     for dep in status.deployments:
         sched = ", ".join(dep.schedules) if dep.schedules else "on demand"
         if dep.paused:
@@ -292,7 +294,7 @@ def format_status(status: PlatformStatus) -> str:
             if dep.next_run
             else ("no run scheduled" if dep.scheduled else "")
         )
-        lines.append(f"  {dep.full_name:<44} {sched:<28} {nxt}".rstrip())
+        lines.append(f"  {dep.full_name:<{width}} {sched:<28} {nxt}".rstrip())
     if not status.deployments:
         lines.append("  (none read)" if status.problems else "  none")
     lines.append(

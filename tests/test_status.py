@@ -176,3 +176,20 @@ def test_status_cli_on_a_real_server(prefect_api, monkeypatch, tmp_path):
     assert "training_pipeline/train-nightly-modalops-status-cli" in out.output, out.output
     assert "no worker online for pool 'modalops-status-cli'" in out.output
     assert out.exit_code == 1
+
+
+def test_deployment_rows_keep_their_columns_whatever_the_name_length():
+    """Names like `batch_inference/batch-inference-<config name>` run past 44 characters: the
+    schedule column starts after the longest name, on every row."""
+    from modalops.status import DeploymentStatus, PlatformStatus
+
+    names = ["feedback/feedback-x", "batch_inference/batch-inference-a-rather-long-config-name"]
+    status = PlatformStatus(
+        api_url="http://127.0.0.1:1/api",
+        server_ok=True,
+        deployments=[
+            DeploymentStatus(str(i), n, "p", [], False, None) for i, n in enumerate(names)
+        ],
+    )
+    rows = [line for line in format_status(status).splitlines() if "on demand" in line]
+    assert len(rows) == 2 and len({row.index("on demand") for row in rows}) == 1, rows

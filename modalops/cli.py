@@ -302,6 +302,52 @@ def config_schema() -> None:
     typer.echo(json.dumps(PipelineConfig.model_json_schema(), indent=2))
 
 
+# ---- modalops sync audit: the sync report card (issue 25, part 3) -----------------------------
+
+sync_app = typer.Typer(no_args_is_help=True, help="Cross-stream clock sync: the report card.")
+app.add_typer(sync_app, name="sync")
+
+
+@sync_app.command("audit")
+def sync_audit(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the page.")] = Path(
+        "sync_report.html"
+    ),
+) -> None:
+    """Align the config's dataset (as the pipeline does, without Prefect) and write the sync
+    report card: one self-contained HTML page, worst session and stream first."""
+    import tempfile
+
+    from modalops.align import align_dataset
+    from modalops.align.audit import render_sync_report, worst_first
+    from modalops.dataset.load import load_dataset_spec
+    from modalops.dataset.spec import SpecError
+    from modalops.ingest import ingest_recordings
+    from modalops.store import LocalStore
+
+    cfg = _load(config, set_)
+    raw = _open(cfg.ingest.raw_uri)
+    try:
+        spec = load_dataset_spec(raw, cfg.ingest.spec)
+    except SpecError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    ingested = ingest_recordings(raw, spec, cfg.ingest)
+    with tempfile.TemporaryDirectory(prefix="modalops-sync-") as tmp:  # the aligned parts
+        result = align_dataset(raw, spec, ingested.catalog, cfg.align, LocalStore(tmp), "audit",
+                               quarantine=ingested.quarantine)  # fmt: skip
+    import pandas as pd
+
+    # ingest's rows too: why a session's clock or stream was not usable, not only that
+    quarantine = pd.concat([ingested.quarantine, result.quarantine], ignore_index=True)
+    out.write_text(render_sync_report(result.report, result.traces, quarantine))
+    counts = worst_first(result.report)["verdict"].value_counts()
+    typer.echo(f"{out}: {result.report['session_id'].nunique()} sessions; "
+               + ", ".join(f"{n} {v}" for v, n in counts.items()))  # fmt: skip
+
+
 @server_app.command("start")
 def server_start() -> None:
     """Start (or find) the local Prefect server and print its URL."""

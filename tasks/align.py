@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from modalops.align import AlignResult, align_dataset
+from modalops.align.audit import render_sync_report, worst_first
 from modalops.align.report import summarise, write_plots
 from modalops.config.align import AlignConfig
 from modalops.dataset.spec import DatasetSpec
@@ -113,6 +114,7 @@ def merge_alignment(
         summary,
         report_key,
         plot_keys,
+        [t for r in results for t in r.traces],
     )
     return record_alignment(run, cfg, tracking, result, sum(s for _, s in parts))
 
@@ -170,5 +172,24 @@ def record_alignment(
         files["align/report.parquet"] = result.report_key
     plots = run.key("align_plots")
     files.update({f"align/plots/{k[len(plots) + 1 :]}": k for k in result.plot_keys})
+    files["align/sync_report.html"] = publish_sync_report(run, result)
     log_store_files(tracking, store, files)
     return result
+
+
+def publish_sync_report(run: RunContext, result: AlignResult) -> str:
+    """Write the sync report card (modalops.align.audit) to the run's store and point a Prefect
+    artifact at it, with the worst rows; returns its key (logged as align/sync_report.html)."""
+    store = run.store()
+    key = run.key("sync_report.html")
+    store.put_text(key, render_sync_report(result.report, result.traces, result.quarantine))
+    worst = worst_first(result.report)
+    cols = ["session_id", "stream", "verdict", "offset_s", "confidence", "residual_offset_s"]
+    publish_markdown(
+        "sync-report",
+        "# Sync report card (worst first)\n\nThe page: MLflow parent run, artifact "
+        f"`align/sync_report.html`; store `{store.uri(key)}` (`modalops sync audit` writes the "
+        "same page).\n\n" + frame_markdown(worst[cols], max_rows=15),
+        "Per session and stream, worst first: clock, confidence, residual; the page has the plots",
+    )
+    return key

@@ -189,6 +189,7 @@ def test_pipeline_leaves_one_parent_with_a_child_per_model(tmp_path, prefect_api
         "ingest/summary.md",
         "ingest/quarantine.parquet",
         "align/report.parquet",
+        "align/sync_report.html",  # issue 25: the sync report card on every run
         "validation/verdict.md",
         "validation/data_docs/index.html",
         "validation/data_docs.html",

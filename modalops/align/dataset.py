@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from modalops import quarantine as qmod
+from modalops.align.audit import StreamTrace, stream_traces
 from modalops.align.report import build_report, read_truth, summarise, write_plots
 from modalops.align.session import STAGE, align_session
 from modalops.config.align import AlignConfig
@@ -34,6 +35,7 @@ class AlignResult:
     summary: dict[str, Any]
     report_key: str | None = None
     plot_keys: list[str] = field(default_factory=list)
+    traces: list[StreamTrace] = field(default_factory=list)  # the sync report card's (audit.py)
 
 
 def bad_files(raw: ObjectStore, quarantine: pd.DataFrame | None) -> frozenset[str]:
@@ -101,6 +103,7 @@ def align_dataset(
     batch: list[pd.DataFrame] = []
     n_samples = 0
     example_curve = None
+    traces: list[StreamTrace] = []
 
     def flush() -> None:
         nonlocal n_samples
@@ -153,6 +156,9 @@ def align_dataset(
         reviewed += reviewed_windows(aligned.samples, mine, cfg.min_label_overlap)
         records.extend(aligned.quarantine)
         report_rows.append(build_report(sid, aligned, read_truth(raw, sid)))
+        ref = session.stream(spec.reference)
+        span = None if ref is None else ref.span()
+        traces.extend(stream_traces(aligned.estimates, session.clocks, span, cfg))
         if example_curve is None:
             example_curve = next(
                 (e for e in aligned.estimates if e.curve is not None and e.usable), None
@@ -178,4 +184,4 @@ def align_dataset(
     summary["reviewed_labels"] = int(reviewed)
     summary["sessions_not_labelled"] = int(unlabelled_sessions)
     summary["corrections_on_record"] = int(len(corrections))
-    return AlignResult(part_keys, report, qframe, n_samples, summary, report_key, plot_keys)
+    return AlignResult(part_keys, report, qframe, n_samples, summary, report_key, plot_keys, traces)

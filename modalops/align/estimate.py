@@ -43,6 +43,9 @@ class StreamEstimate:
     cue: str | None = (
         None  # the representations correlated, "<reference's>/<stream's>" (edges/level)
     )
+    # The correlated pair (reference's, stream's), kept for the sync report card (align/audit.py);
+    # never read by the estimate itself.
+    envelopes: tuple[Envelope, Envelope] | None = field(default=None, repr=False)
 
     def clock(self) -> ClockModel:
         return ClockModel(self.offset_s, self.drift_ppm)
@@ -191,6 +194,7 @@ def _low_confidence(
             est.segments,
             est.cue,
         )
+        fallback.envelopes = est.envelopes
         return fallback
     est.usable = False
     est.quarantine_session = cfg.low_confidence_policy == "quarantine_session"
@@ -332,7 +336,8 @@ def _estimate_one(
         # the segments, each on one side of the jump, are what the fit rests on.
         glob.confidence = float(np.median([c for _, _, c in segments]))
     est = StreamEstimate(session.session_id, name, "estimate", offset, ppm, glob.confidence, note,
-                         segments, pieces, curve=(glob.lags, glob.values), cue=glob.cue)  # fmt: skip
+                         segments, pieces, curve=(glob.lags, glob.values), cue=glob.cue,
+                         envelopes=(ref_env, env))  # fmt: skip
     if glob.confidence < cfg.min_confidence:
         return _low_confidence(session, name, est, _doubt(glob, search_s, cfg), cfg)
     return est

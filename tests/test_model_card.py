@@ -204,7 +204,8 @@ def test_a_failed_registry_read_names_the_uri():
 
 def test_curves_are_shown_when_the_report_holds_them_and_a_long_card_is_summarised():
     report = {
-        "headline": {"fused_macro_f1": 0.8, "n_test": 10},
+        "headline": {"fused_macro_f1": 0.8, "n_test": 10, "best_unimodal": "imu", "lift": -0.2,
+                     "lift_lo": -0.3, "lift_hi": -0.1, "ece_before": 0.1, "ece_after": 0.2},
         "skew": [{"stream": "imu", "skew_s": s, "macro_f1": 0.8 - abs(s) / 4} for s in (-1.0, 0.0, 1.0)],
         "slices": [
             {"column": "site", "value": f"v{i}", "n": 5, "n_sessions": 1, "macro_f1": 0.3,
@@ -217,5 +218,9 @@ def test_curves_are_shown_when_the_report_holds_them_and_a_long_card_is_summaris
     assert "| stream | skew_s | macro_f1 |" in md and "| imu | -1.000 | 0.550 |" in md
     assert NOT_MEASURED not in md.split("**skew**")[1].split("##")[0]
     assert "slice `site=v0` scores macro-F1 0.300 [0.100, 0.500], below the gate's minimum" in md
+    for words in ("fusion scores below the best single stream (imu): lift -0.200 [-0.300, -0.100]",
+                  "calibration raised the test ECE (0.100 → 0.200)",
+                  "slices from one test session, their intervals say nothing: `site=v0`"):  # fmt: skip
+        assert words in md, words
     text = description_of(card, "short", "pointer")
     assert len(md) > DESCRIPTION_LIMIT >= len(text) and text.endswith("\n\npointer")

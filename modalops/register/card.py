@@ -377,11 +377,13 @@ def _generic_blocks(value: Any) -> list[Block]:
 def alignment_section(src: CardSources) -> Section:
     if not src.alignment:
         return Section("Alignment", [f"Alignment summary: {NOT_RECORDED}."])
+    # the stage's wall time says nothing about the alignment; the mode leads the section
     items = [
         f"{k.removeprefix('align.')}: {_num(v) if isinstance(v, float) else v}"
         for k, v in sorted(src.alignment.items())
+        if k not in ("align.seconds", "align.mode")
     ]
-    mode = src.version_tags.get("align_mode")
+    mode = src.version_tags.get("align_mode") or src.alignment.get("align.mode")
     lead = f"Aligned with mode `{mode}`; the pipeline run's figures:" if mode else "Figures:"
     return Section("Alignment", [lead, items])
 
@@ -417,6 +419,25 @@ def limitations(src: CardSources) -> list[str]:
                 f"leans on stream `{r.get('removed')}`: without it macro-F1 drops by "
                 f"{_num(drop)} (to {_num(r.get('macro_f1'))})"
             )
+    one_session = [
+        f"`{r.get('column')}={r.get('value')}`"
+        for r in _records(report.get("slices"))
+        if r.get("n_sessions") == 1
+    ]
+    if one_session:
+        # the session bootstrap of one session resamples it whole: its interval has no width
+        out.append(
+            f"slices from one test session, their intervals say nothing: {', '.join(one_session)}"
+        )
+    lift_hi = head.get("lift_hi")
+    if isinstance(lift_hi, (int, float)) and lift_hi < 0:
+        out.append(
+            f"fusion scores below the best single stream ({head.get('best_unimodal')}): lift "
+            f"{_num(head.get('lift'))} [{_num(head.get('lift_lo'))}, {_num(lift_hi)}]"
+        )
+    before, after = head.get("ece_before"), head.get("ece_after")
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)) and after > before:
+        out.append(f"calibration raised the test ECE ({_num(before)} → {_num(after)})")
     coverage = head.get("coverage")
     if isinstance(coverage, (int, float)) and coverage < 1.0:
         out.append(f"abstains on {100 * (1 - coverage):.1f}% of test windows at its threshold")

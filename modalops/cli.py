@@ -431,6 +431,45 @@ def _wait_then_stop(pid: int) -> None:
 
 
 @app.command()
+def card(
+    model: Annotated[str, typer.Argument(help="MODEL, MODEL@ALIAS or MODEL/VERSION.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_html: Annotated[
+        bool, typer.Option("--html", help="The self-contained HTML page, not the Markdown.")
+    ] = False,
+) -> None:
+    """Print a registered version's model card (a bare MODEL means its champion), read from
+    the config's tracking store; a version registered without one gets one built from what it
+    has."""
+    from mlflow import MlflowClient
+
+    from modalops.register.card_lookup import CardNotFound, read_card
+    from modalops.register.registry import (
+        RegistryReadError,
+        TrackingUnavailableError,
+        absolute_tracking_uri,
+        tracking_errors,
+    )
+    from modalops.secrets import redact_uri
+
+    cfg = _load(config, set_)
+    uri = absolute_tracking_uri(cfg.registry.tracking_uri)
+    # the card is the output: no download progress bars around it
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        with tracking_errors(uri, f"reading the model card of {model}"):
+            text = read_card(MlflowClient(tracking_uri=uri), model, as_html=as_html)
+    except CardNotFound as exc:
+        typer.secho(f"modalops card: {exc} at {redact_uri(uri)}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    except (RegistryReadError, TrackingUnavailableError) as exc:
+        typer.secho(f"modalops card: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(text, nl=False)
+
+
+@app.command()
 def serve(
     config: ConfigOpt = None,
     set_: SetOpt = None,

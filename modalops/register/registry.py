@@ -32,6 +32,14 @@ import pandas as pd
 
 from modalops.config.evaluate import PromotionGateConfig
 from modalops.evaluate import metrics
+from modalops.register.card import (
+    CARD_MD,
+    DESCRIPTION_LIMIT,
+    ModelCard,
+    card_at_registration,
+    description_of,
+    log_card,
+)
 from modalops.register.describe import (
     MODEL_HEADLINE,
     ModelFacts,
@@ -950,7 +958,15 @@ def log_and_register(
         model_name, list(model.streams), list(spec.labels.classes), spec.name,
         tags.get("dataset_version"),
     )  # fmt: skip
-    describe_version(client, facts, version, report, decision, tags.get("pipeline_run_id"))
+    card = card_at_registration(
+        client, model_name=model_name, version=version, spec=spec, report=report,
+        version_tags=str_tags, run_id=run_id, test_meta=test_samples_for_rescoring.meta,
+        window_s=float(model.window_s), gate_min_macro_f1=gate.min_macro_f1,
+    )  # fmt: skip
+    log_card(client, run_id, card)
+    describe_version(
+        client, facts, version, report, decision, tags.get("pipeline_run_id"), card, run_id
+    )
     if own_run:
         client.log_text(run_id, report.to_json(), "evaluation/report.json")
     client.log_dict(run_id, report.gate, "registration/gate.json")
@@ -1113,6 +1129,8 @@ def dataset_input_of(manifest: Any, spec: Any) -> Any:
         "version": manifest.version,
         "spec_digest": manifest.spec_digest,
         "splits": {k: int(getattr(v, "n_samples", 0)) for k, v in splits.items()},
+        # counts only, never ids (the model card's Data section)
+        "sessions": {k: len(getattr(v, "sessions", None) or []) for k, v in splits.items()},
         "dataset.yaml": spec.to_yaml(),
     }
     try:
@@ -1224,11 +1242,21 @@ def describe_version(
     report: Any,
     decision: PromotionDecision | None,
     pipeline_run: str | None = None,
+    card: ModelCard | None = None,
+    run_id: str | None = None,
 ) -> None:
-    """The version's description (what it is, test figures, the gate's decision) and the
-    registered model's (what its versions are, which alias serves)."""
+    """The version's description (its model card, or what it is, test figures, the gate's
+    decision and the known limitations, pointing to the card) and the registered model's
+    (what its versions are, which alias serves)."""
     text = version_description(facts, report.headline, decision, pipeline_run)
-    client.update_model_version(facts.model_name, version, description=text[:60000])
+    if card is not None:
+        pointer = (
+            f"Full model card: artifact `{CARD_MD}` of run `{run_id}` "
+            f"(`modalops card {facts.model_name}/{version}`)."
+        )
+        text = description_of(card, text, pointer)
+    # MLflow's column is VARCHAR(5000): PostgreSQL refuses a longer description
+    client.update_model_version(facts.model_name, version, description=text[:DESCRIPTION_LIMIT])
     client.update_registered_model(facts.model_name, description=model_description(facts))
 
 

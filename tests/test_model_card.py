@@ -8,6 +8,7 @@ as Markdown and HTML, set as (or summarised in) the version's description, and p
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,6 +33,7 @@ from modalops.register.card import (
     description_of,
 )
 from modalops.register.card_lookup import find_version
+from modalops.register.code_version import source_commit
 from modalops.register.registry import RegistryReadError
 from modalops.testing.models import (
     OTHER_SPEC_YAML,
@@ -40,6 +42,7 @@ from modalops.testing.models import (
     save_tiny,
     tiny_classifier,
 )
+from tests.conftest import REPO
 
 runner = CliRunner()
 # the non-demo spec, with a subject column: the card counts subjects, never names them
@@ -103,6 +106,10 @@ def _artifact(client, run_id, path, tmp):
 
 
 def test_the_card_is_logged_and_described(registered, tmp_path):
+    # the code's commit is recorded on the run (this suite runs from a git checkout)
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    assert source_commit() is not None and source_commit().startswith(commit)
     client, result = registered["client"], registered["result"]
     md = _artifact(client, result.run_id, CARD_MD, tmp_path)
     page = _artifact(client, result.run_id, CARD_HTML, tmp_path)
@@ -115,7 +122,7 @@ def test_the_card_is_logged_and_described(registered, tmp_path):
         "temperature", "test coverage", "leans on stream `imu`",
         f"Skew and stream-loss curves: {NOT_MEASURED}", f"Alignment summary: {NOT_RECORDED}",
         "**Promotion gate**: promoted", f"model run: `{result.run_id}`",
-        "dataset version: `v3`", "dataset spec digest: `", f"git commit: {NOT_RECORDED}",
+        "dataset version: `v3`", "dataset spec digest: `", f"git commit: `{source_commit()}`",
     ):  # fmt: skip
         assert words in md, (words, md)
     assert "subject-0" not in md and "s3-0" not in md  # counts, never ids

@@ -40,6 +40,7 @@ from modalops.register.card import (
     description_of,
     log_card,
 )
+from modalops.register.code_version import code_tags
 from modalops.register.describe import (
     MODEL_HEADLINE,
     ModelFacts,
@@ -823,7 +824,10 @@ def log_and_register(
                 max_results=1,
             )
             earlier = found[0].info.run_id if found else None
-        run_id = earlier or client.create_run(experiment_id, tags=str_tags).info.run_id
+        run_id = (
+            earlier
+            or client.create_run(experiment_id, tags={**code_tags(), **str_tags}).info.run_id
+        )
     if version is None:
         original = client.get_run(run_id).info
         if not own_run:

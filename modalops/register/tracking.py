@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modalops.register.code_version import code_tags
 from modalops.register.registry import (
     _ensure_experiment,
     _log_dataset_input,
@@ -83,7 +84,11 @@ def start_pipeline_run(
         # MLflow's default is ./mlruns under the current directory: keep artifacts by the DB.
         artifact_location = (db.parent / "mlartifacts").as_uri()
     experiment_id = _ensure_experiment(client, experiment, artifact_location)
-    all_tags = {ROLE_TAG: PIPELINE_ROLE, **{k: str(v) for k, v in tags.items() if v is not None}}
+    all_tags = {
+        ROLE_TAG: PIPELINE_ROLE,
+        **code_tags(),
+        **{k: str(v) for k, v in tags.items() if v is not None},
+    }
     run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
     ctx = TrackingContext(uri, experiment_id, run.info.run_id, s3_endpoint_url)
     log_params(ctx, flatten_config(config))
@@ -151,6 +156,7 @@ def start_model_run(
         PARENT_TAG: ctx.parent_run_id,
         ROLE_TAG: MODEL_ROLE,
         "model_id": model_id,
+        **code_tags(),
         **{k: str(v) for k, v in (tags or {}).items() if v is not None},
     }
     run = client.create_run(ctx.experiment_id, tags=all_tags, run_name=model_run_name(model_id))

@@ -127,6 +127,10 @@ def test_production_loop(prefect_api, label_studio, tmp_path, monkeypatch):
     broken = pred[pred.session_id == new_ids[0]]
     assert len(broken) and not broken["has__audio"].any()
     assert broken["reasons"].str.contains("missing audio").all()
+    # per reason: how many windows it routed, and their error rate where the label is known
+    by_reason = batch["summary"]["by_reason"]
+    assert by_reason and sum(r["routed"] for r in by_reason.values()) >= len(pred), by_reason
+    assert all(r["windows_with_truth"] <= r["routed"] for r in by_reason.values())
     # the batch's MLflow run is linked to the model version and holds latency and cost
     brun = client.get_run(batch["mlflow_run_id"])
     assert brun.data.tags["modalops.model_version"] == first["model_version"]

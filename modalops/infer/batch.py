@@ -282,10 +282,7 @@ def summarise(
     routed = pred["route"] == REVIEW if n else pd.Series(dtype=bool)
     reasons: dict[str, int] = {}
     for text in pred.loc[routed, "reasons"] if n else []:
-        for r in str(text).split("; "):
-            kind = r.split(":")[0].split(" ")[0] if r.startswith(("abstained", "missing")) else r
-            kind = "weak slice" if r.startswith("weak slice") else kind
-            kind = "least confident" if r.startswith("least confident") else kind
+        for kind in reason_kinds(text):
             reasons[kind] = reasons.get(kind, 0) + 1
     batch_ms = np.asarray(seconds, np.float64) * 1000.0
     return {
@@ -307,7 +304,44 @@ def summarise(
         "threshold": served.threshold,
         "flagged_slices": list(served.flagged_slices),
         **(_error_rates(pred) if n else {}),
+        "by_reason": reason_table(pred) if n else {},
     }
+
+
+def reason_kinds(text: Any) -> list[str]:
+    """The kinds of rule in a window's `reasons` ("abstained: …; missing audio" -> abstained,
+    missing), each once, in order."""
+    kinds: list[str] = []
+    for r in str(text).split("; ") if text else []:
+        kind = r.split(":")[0].split(" ")[0] if r.startswith(("abstained", "missing")) else r
+        kind = "weak slice" if r.startswith("weak slice") else kind
+        kind = "least confident" if r.startswith("least confident") else kind
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
+def reason_table(pred: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per routing reason: how many windows it routed and their share of the batch, and, on the
+    windows with a known label, the error rate of those it routed against the accepted ones
+    (a reason worth a reviewer's time routes windows that are wrong more often)."""
+    known = pred["true_label"].notna()
+    wrong = pred["label"].astype(str) != pred["true_label"].astype(str)
+    accepted = (pred["route"] != REVIEW) & known
+    accepted_rate = float(wrong[accepted].mean()) if accepted.any() else math.nan
+    kinds = [reason_kinds(t) for t in pred["reasons"]]
+    table: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(k for ks in kinds for k in ks):
+        mask = pd.Series([kind in ks for ks in kinds], index=pred.index)
+        with_truth = mask & known
+        table[kind] = {
+            "routed": int(mask.sum()),
+            "share": float(mask.mean()),
+            "windows_with_truth": int(with_truth.sum()),
+            "error_rate": float(wrong[with_truth].mean()) if with_truth.any() else math.nan,
+            "error_rate_accepted": accepted_rate,
+        }
+    return table
 
 
 def batch_config(cfg: PipelineConfig) -> PipelineConfig:

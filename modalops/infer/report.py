@@ -52,6 +52,16 @@ def summary_markdown(summary: Mapping[str, Any], keys: Mapping[str, str], store_
         ]
     elif not selection:
         lines.append("- no window was predicted")
+    by_reason = s.get("by_reason") or {}
+    if by_reason:
+        lines += ["", "| reason | routed | share | error rate (routed, with a label) | accepted |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {kind} | {r['routed']} | {100 * r['share']:.1f}% | "
+            f"{_f(r['error_rate'])} of {r['windows_with_truth']} | {_f(r['error_rate_accepted'])} |"
+            for kind, r in by_reason.items()
+        ]
+        lines.append("")
     if s.get("windows_with_truth"):
         lines.append(
             f"- on {s['windows_with_truth']} windows with a known label: error rate "

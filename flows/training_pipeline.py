@@ -93,7 +93,7 @@ def training_pipeline(cfg: TrainingForm) -> dict:
     ]
 
     # ---- evaluate ----------------------------------------------------------------------------
-    report = evaluate_classifiers(run, manifest, trained, cfg.evaluate, tracking)
+    report = evaluate_classifiers(run, manifest, trained, cfg.evaluate, tracking, cfg.ingest)
 
     # ---- register ----------------------------------------------------------------------------
     registered = register_model(run, cfg, manifest, trained, report, tracking)

@@ -32,6 +32,7 @@ QUICK_PIPELINE = (
     "train.max_epochs=1",
     "validation.label_check=false",
     "evaluate.robustness=false",
+    "evaluate.skew=false",
     "evaluate.n_boot=10",
     "evaluate.latency_samples=4",
 )

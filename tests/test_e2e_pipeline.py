@@ -70,6 +70,16 @@ def test_training_pipeline_end_to_end(s3_bucket, s3_server, prefect_api, tmp_pat
     assert str(champion.version) == str(summary["model_version"])
     assert champion.tags.get("dataset_version") == version
     run = client.get_run(champion.run_id)
+    # issue 25: skew curves (step = shift in ms) and stream loss on the parent run, plots beside
+    parent = summary["mlflow_parent_run_id"]
+    curve = client.get_metric_history(parent, "skew/audio/fused_macro_f1")
+    assert sorted(m.step for m in curve) == [-2000, 0, 2000]  # ci.yaml's skew_s
+    parent_metrics = client.get_run(parent).data.metrics
+    assert {"stream_loss/audio/noise/fused_macro_f1", "skew/vibration/f1_drop_at_2s"} <= set(
+        parent_metrics
+    )
+    plots = {a.path for a in client.list_artifacts(parent, "evaluation/plots")}
+    assert {"evaluation/plots/skew_macro_f1.png", "evaluation/plots/stream_reliance.png"} <= plots
     assert run.info.artifact_uri.startswith(f"{store_uri}/"), run.info.artifact_uri
     # the dataset version carries the spec it was built from, and so does the model
     assert manifest.spec["name"] == "industrial-safety-demo"

@@ -190,7 +190,7 @@ def test_evaluate_models_on_shards(tmp_path):
     assert rep.models["n_params"].gt(0).all() and rep.models["latency_p95_ms"].gt(0).all()
     assert rep.labels == list(LABELS) and list(rep.per_class["label"].unique()) == list(LABELS)
     html = store.get_text("runs/r1/evaluation/report.html")
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6  # + stream reliance
     assert store.get_bytes("runs/r1/evaluation/plots/reliability.png")[:4] == b"\x89PNG"
     back = EvaluationReport.from_json(store.get_text("runs/r1/evaluation/report.json"))
     assert back.headline["n_test"] == n_test and back.labels == list(LABELS)

@@ -29,6 +29,8 @@ from modalops.register.card import (
     NOT_MEASURED,
     NOT_RECORDED,
     CardSources,
+    ModelCard,
+    Section,
     build_card,
     description_of,
 )
@@ -120,7 +122,8 @@ def test_the_card_is_logged_and_described(registered, tmp_path):
         "24 windows, 4 sessions, 4 subjects", "macro-F1 [95% CI]", "| fused |",
         "| device=device_a |", "**Worst slice**: `device=", "ECE before calibration",
         "temperature", "test coverage", "leans on stream `imu`",
-        f"Skew and stream-loss curves: {NOT_MEASURED}", f"Alignment summary: {NOT_RECORDED}",
+        "**Stream loss** (test macro-F1)", f"Clock skew: {NOT_MEASURED}",
+        f"Alignment summary: {NOT_RECORDED}",
         "**Promotion gate**: promoted", f"model run: `{result.run_id}`",
         "dataset version: `v3`", "dataset spec digest: `", f"git commit: `{source_commit()}`",
     ):  # fmt: skip
@@ -231,3 +234,36 @@ def test_curves_are_shown_when_the_report_holds_them_and_a_long_card_is_summaris
         assert words in md, words
     text = description_of(card, "short", "pointer")
     assert len(md) > DESCRIPTION_LIMIT >= len(text) and text.endswith("\n\npointer")
+
+
+def test_the_evaluations_stress_result_is_shown_as_its_tables():
+    """The shape modalops/evaluate/stress.py writes into report.json under `stress`."""
+    from modalops.register.card import curve_blocks, stress_blocks
+
+    stress = {
+        "skew": [
+            {"stream": "imu", "delta_s": d, "model": m, "macro_f1": f, "ece": 0.1,
+             "coverage": 1.0, "n": 90}
+            for d, f in ((-0.5, 0.42), (0.0, 0.515), (0.5, 0.46))
+            for m in ("fused", "imu")
+        ],
+        "stream_loss": [
+            {"stream": "imu", "mode": mode, "model": model, "macro_f1": f, "ece": 0.1,
+             "coverage": 1.0, "n": 90}
+            for mode, model, f in (("drop", "fused", 0.184), ("drop", "best_single", 0.459),
+                                   ("noise", "fused", 0.316), ("noise", "best_single", 0.459))
+        ],
+        "skipped": [{"stream": "wrist_video", "test": "skew", "reason": "the reference stream"}],
+        "seconds": 24.0,
+    }  # fmt: skip
+    md = ModelCard("c", [Section("Robustness", curve_blocks({"stress": stress}))]).markdown()
+    assert "| `imu` | 0.184 | 0.459 | 0.316 | 0.459 |" in md, md
+    assert (
+        "| stream shifted | -0.5 s | +0 s | +0.5 s |" in md
+        and "| `imu` | 0.420 | 0.515 | 0.460 |" in md
+    )
+    assert "skew on `wrist_video`: the reference stream" in md
+    empty = {"skew": [], "stream_loss": [], "skipped": [{"stream": "", "test": "skew",
+                                                         "reason": "evaluate.skew is off"}]}  # fmt: skip
+    assert f"{NOT_MEASURED} (evaluate.skew is off)" in str(curve_blocks({"stress": empty}))
+    assert stress_blocks(stress)

@@ -4,6 +4,7 @@ written as parquet parts, with the alignment report, its plots and the quarantin
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from modalops import quarantine as qmod
 from modalops.align.audit import StreamTrace, stream_traces
+from modalops.align.estimate import StreamEstimate
 from modalops.align.report import build_report, read_truth, summarise, write_plots
 from modalops.align.session import STAGE, align_session
 from modalops.config.align import AlignConfig
@@ -83,12 +85,17 @@ def align_dataset(
     quarantine: pd.DataFrame | None = None,
     batch_sessions: int = 8,
     labelled: bool = True,
+    clock_shift: Mapping[str, float] | None = None,
+    clock_cache: dict[str, dict[str, StreamEstimate]] | None = None,
+    plots: bool = True,
 ) -> AlignResult:
     """Align every usable session of the catalog, a bounded batch at a time, and write the parts.
 
     Reviewed label corrections (dataset.corrections) are applied over each session's labels;
     `summary["reviewed_labels"]` counts the kept windows a review labelled. With
     `labelled=False` (batch inference) sessions need no labels and unlabelled windows are kept.
+    `clock_shift` and `clock_cache` go to `align_session` (the evaluation's skew curves, which
+    also leave out the plots with `plots=False`).
     """
     skip = bad_files(raw, quarantine)
     corrections = read_corrections(raw, spec)
@@ -152,7 +159,10 @@ def align_dataset(
             )
             report_rows.append(build_report(sid, None, reason=str(err)))
             continue
-        aligned = align_session(session, spec, cfg, raw.get_bytes, skip, keep_all=not labelled)
+        aligned = align_session(
+            session, spec, cfg, raw.get_bytes, skip, keep_all=not labelled,
+            clock_shift=clock_shift, clock_cache=clock_cache,
+        )  # fmt: skip
         reviewed += reviewed_windows(aligned.samples, mine, cfg.min_label_overlap)
         records.extend(aligned.quarantine)
         report_rows.append(build_report(sid, aligned, read_truth(raw, sid)))
@@ -178,7 +188,9 @@ def align_dataset(
     buf = io.BytesIO()
     report.to_parquet(buf, index=False)
     out.put_bytes(report_key, buf.getvalue())
-    plot_keys = write_plots(out, join_key(prefix, "align_plots"), report, example_curve)
+    plot_keys = (
+        write_plots(out, join_key(prefix, "align_plots"), report, example_curve) if plots else []
+    )
     qframe = qmod.to_frame(records)
     summary = summarise(report, n_samples, len(qframe), cfg)
     summary["reviewed_labels"] = int(reviewed)

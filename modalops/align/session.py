@@ -4,8 +4,8 @@ stream's slice by asking its kind, and apply the drop policies."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,23 @@ def _ref_span(est: StreamEstimate, stream: Any) -> tuple[float, float] | None:
     return float(est.to_reference(span[0])), float(est.to_reference(span[1]))
 
 
+def shift_clocks(
+    estimates: Mapping[str, StreamEstimate], shift: Mapping[str, float], reference: str
+) -> dict[str, StreamEstimate]:
+    """Copies of `estimates` with each stream in `shift` read that many seconds late on its
+    device clock (a skew injected after estimation). The reference defines time: not shiftable."""
+    if shift.get(reference, 0.0):
+        raise ValueError(
+            f"the reference stream {reference} defines the timeline: it has no clock to shift"
+        )
+    out = {}
+    for name, est in estimates.items():
+        d = float(shift.get(name, 0.0))
+        pieces = [(t, off + d, ppm) for t, off, ppm in est.pieces]
+        out[name] = replace(est, offset_s=est.offset_s + d, pieces=pieces) if d else replace(est)
+    return out
+
+
 def align_session(
     session: SessionStreams,
     spec: DatasetSpec,
@@ -86,11 +103,16 @@ def align_session(
     read_bytes: Callable[[str], bytes],
     bad_files: frozenset[str] = frozenset(),
     keep_all: bool = False,
+    clock_shift: Mapping[str, float] | None = None,
+    clock_cache: dict[str, dict[str, StreamEstimate]] | None = None,
 ) -> AlignedSession:
     """Estimate clocks, cut windows on the reference clock, attach every stream's slice.
 
     `keep_all` (batch inference) drops no window: unlabelled and boundary windows are kept with
     label None, and windows missing a required stream are kept too (verification routes them).
+    `clock_shift` (the evaluation's skew curves) moves named streams' estimated clocks by that
+    many seconds before cutting; `clock_cache` keeps each session's estimates, so re-cutting
+    the same session with other shifts does not estimate its clocks again.
     """
     sid, ref = session.session_id, spec.reference
     records: list[QuarantineRecord] = []
@@ -100,7 +122,14 @@ def align_session(
     ref_stream = session.stream(ref)
     if ref_stream is None or ref_stream.span() is None:
         return _quarantined(spec, session, [], f"reference stream {ref} missing", records)
-    estimates = estimate_clocks(session, spec, cfg, read_bytes, bad_files)
+    if clock_cache is not None and sid in clock_cache:
+        estimates = {k: replace(e) for k, e in clock_cache[sid].items()}
+    else:
+        estimates = estimate_clocks(session, spec, cfg, read_bytes, bad_files)
+        if clock_cache is not None:
+            clock_cache[sid] = {k: replace(e) for k, e in estimates.items()}
+    if clock_shift:
+        estimates = shift_clocks(estimates, clock_shift, ref)
     est_list = list(estimates.values())
     for est in est_list:
         if not est.usable and est.method != "none":

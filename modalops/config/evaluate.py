@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, field_serializer, model_validator
+from pydantic import Field, PrivateAttr, field_serializer, field_validator, model_validator
 
 from modalops.config.base import Section
 from modalops.secrets import env_refs, expand_env_refs, redact_uri, uri_password
@@ -59,8 +60,31 @@ class EvaluateConfig(Section):
         description="Hourly price of the serving hardware, for cost per 1,000 predictions.",
     )
     robustness: bool = Field(
-        default=True, description="Evaluate the fused model with each stream removed in turn."
+        default=True,
+        description="Evaluate the fused model with each stream removed, and replaced by noise, "
+        "in turn (the stream-loss table).",
     )
+    skew: bool = Field(
+        default=True,
+        description="Re-cut the held-out test sessions from the raw recordings with each "
+        "non-reference stream's clock shifted by +-skew_s, and score the fused model and that "
+        "stream's baseline on each (the skew curves).",
+    )
+    skew_s: list[float] = Field(
+        default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0],
+        description="Clock shifts in seconds for the skew curves; each is applied with both "
+        "signs (0 once).",
+    )
+    noise_seed: int = Field(
+        default=0, description="Seed of the Gaussian noise that replaces a stream's tensors."
+    )
+
+    @field_validator("skew_s")
+    @classmethod
+    def _check_skew(cls, value: list[float]) -> list[float]:
+        if any(not math.isfinite(v) or v < 0 for v in value):
+            raise ValueError(f"skew_s: shifts are magnitudes in seconds (>= 0), got {value}")
+        return sorted(set(value))
 
 
 class PromotionGateConfig(Section):

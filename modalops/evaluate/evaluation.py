@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from modalops.config.evaluate import EvaluateConfig
-from modalops.evaluate import metrics
-from modalops.evaluate.result import EvaluationReport
+from modalops.evaluate import metrics, stress
+from modalops.evaluate.result import EvaluationReport, StressResult
 from modalops.store import ObjectStore, join_key
 from modalops.train import FUSED_ID
 
@@ -56,6 +56,8 @@ class ModelOutputs:
     latency_ms: list[float] = field(default_factory=list)  # per-sample wall time, batch size 1
     # test probabilities with one stream removed, keyed by the removed stream (fused only)
     removed: dict[str, np.ndarray] = field(default_factory=dict)
+    # test probabilities with one stream's tensors replaced by noise, keyed likewise
+    noised: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ---- pure computation on predictions -----------------------------------------------------------
@@ -275,6 +277,15 @@ def build_report(
         "test_selective_accuracy": 1.0 - test_risk,
     }
     coverage_risk = metrics.coverage_risk_curve(test_cal, test.labels)
+    temperature_and_threshold = stress.Calibration(temperature, threshold)
+    baselines = {o.model_id: (o.streams, o.test_probs) for o in outputs if o.model_id != fused_id}
+    stress_result = StressResult(
+        stream_loss=stress.stream_loss_table(
+            fused.removed, fused.noised, baselines, test.labels, temperature_and_threshold,
+            cfg.ece_bins,
+        ),
+        skipped=stress.loss_skips(fused.streams, cfg),
+    )  # fmt: skip
 
     slices = slice_table(test_cal, test, threshold, cfg, slice_columns)
     worst = slices[slices["n"] >= cfg.min_slice_n].sort_values("macro_f1").head(1)
@@ -323,6 +334,7 @@ def build_report(
         abstention=abstention,
         coverage_risk=coverage_risk,
         labels=labels,
+        stress=stress_result,
     )
 
 
@@ -356,6 +368,16 @@ def truth_from_samples(samples: Sequence[Mapping[str, Any]]) -> SplitTruth:
     )
     meta = pd.DataFrame([dict(s.get("meta") or {}) for s in samples], index=range(len(samples)))
     return SplitTruth(labels=labels, groups=groups, meta=meta)
+
+
+def test_sample_keys(truth: SplitTruth) -> list[str]:
+    """Sample keys (`<session>__<window>`) of a split read from shards, in sample order."""
+    from modalops.dataset.columns import sample_key
+
+    if "window_index" not in truth.meta.columns:
+        return []
+    windows = truth.meta["window_index"].tolist()
+    return [sample_key(str(g), int(w)) for g, w in zip(truth.groups, windows, strict=True)]
 
 
 def drop_stream(sample: Mapping[str, Any], stream: str) -> dict[str, Any]:
@@ -401,10 +423,15 @@ def robustness_streams(model_id: str, streams: Sequence[str], cfg: EvaluateConfi
 
 
 def score_batch(
-    model: Any, raws: Sequence[Mapping[str, Any]], removed: Sequence[str], batch_size: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Probabilities of one model on raw samples, and on them with each stream in `removed`
-    dropped. The one scoring step of both the in-memory and the streamed evaluation."""
+    model: Any,
+    raws: Sequence[Mapping[str, Any]],
+    removed: Sequence[str],
+    batch_size: int,
+    noise_seed: int | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Probabilities of one model on raw samples, on them with each stream in `removed`
+    dropped, and (given `noise_seed`) with each such stream's tensors replaced by noise. The one
+    scoring step of both the in-memory and the streamed evaluation."""
     # Imported here: the model code pulls in torch, which this module's pure part does not need.
     # The served pyfunc decodes and scores through the same function (train.models.predict_logits).
     from modalops.train.models import predict_proba
@@ -414,7 +441,12 @@ def score_batch(
         name: predict_proba(model, [drop_stream(s, name) for s in raws], batch_size)
         for name in removed
     }
-    return probs, dropped
+    noised = {}
+    if noise_seed is not None:
+        for k, name in enumerate(removed):
+            seed = noise_seed + k
+            noised[name] = stress.predict_proba_noised(model, raws, name, seed, batch_size)
+    return probs, dropped, noised
 
 
 @dataclass
@@ -424,6 +456,7 @@ class _SplitScores:
 
     probs: list[list[np.ndarray]]
     removed: list[dict[str, list[np.ndarray]]]
+    noised: list[dict[str, list[np.ndarray]]]
     truth: list[dict[str, Any]] = field(default_factory=list)
     head: list[Mapping[str, Any]] = field(default_factory=list)
 
@@ -441,13 +474,18 @@ def _score_split(
     is exactly one `predict_proba` batch, so the probabilities equal scoring the split at once."""
     removed = [robustness_streams(i, s, cfg) if robustness else [] for i, s, _ in models]
     acc = _SplitScores(
-        probs=[[] for _ in models], removed=[{name: [] for name in r} for r in removed]
+        probs=[[] for _ in models],
+        removed=[{name: [] for name in r} for r in removed],
+        noised=[{name: [] for name in r} for r in removed],
     )
+    # not enumerate(): its reused result tuple would keep the previous batch alive
+    seed = cfg.noise_seed
     for batch in iter_batches(samples, cfg.batch_size):
-        _score_into(acc, models, removed, batch, cfg.batch_size, keep_head)
+        _score_into(acc, models, removed, batch, cfg.batch_size, keep_head, seed)
+        seed += 1000  # one seed per batch (and per stream, in score_batch): noise never repeats
         del batch  # before the next batch is read: one batch of raw payloads at a time
     if not acc.truth:  # an empty split still yields correctly shaped (0, n_classes) arrays
-        _score_into(acc, models, removed, [], cfg.batch_size, 0)
+        _score_into(acc, models, removed, [], cfg.batch_size, 0, cfg.noise_seed)
     return acc
 
 
@@ -458,13 +496,16 @@ def _score_into(
     batch: Sequence[Mapping[str, Any]],
     batch_size: int,
     keep_head: int,
+    noise_seed: int,
 ) -> None:
     """Score every model on one batch and append the results (and the batch's truth) to `acc`."""
     for k, (_, _, model) in enumerate(models):
-        probs, dropped = score_batch(model, batch, removed[k], batch_size)
+        probs, dropped, noised = score_batch(model, batch, removed[k], batch_size, noise_seed)
         acc.probs[k].append(probs)
         for name, p in dropped.items():
             acc.removed[k][name].append(p)
+        for name, p in noised.items():
+            acc.noised[k][name].append(p)
     # only the fields truth_from_samples reads: no stream payloads outlive the batch
     acc.truth.extend(
         {"key": s["key"], "label_index": s["label_index"], "meta": s.get("meta")} for s in batch
@@ -504,6 +545,7 @@ def stream_outputs(
                     lambda r, m=model: predict_proba(m, r, 1), t.head, cfg.latency_samples
                 ),
                 removed={name: np.concatenate(ps) for name, ps in t.removed[k].items()},
+                noised={name: np.concatenate(ps) for name, ps in t.noised[k].items()},
             )
         )
     return outputs, truth_from_samples(v.truth), truth_from_samples(t.truth)
@@ -568,8 +610,12 @@ def evaluate_models(
     trained: Sequence[Any],
     cfg: EvaluateConfig,
     out_prefix: str,
+    raw: stress.SkewInputs | None = None,
 ) -> EvaluationReport:
     """Score every trained model on val and test, build the report and write it to the store.
+
+    With `raw` (the recordings and the ingest settings) the test sessions are also re-cut with
+    skewed clocks for the skew curves (`stress.skew_table`); without, the report says so.
 
     `trained` holds train.TrainResult items (model_id, checkpoint_key); each model decodes with
     the spec it was trained on, which must be compatible with the dataset's. Every model is loaded
@@ -608,6 +654,10 @@ def evaluate_models(
         slices=evaluation_slices(spec, cfg),
         extra_headline={"dataset_version": manifest.version},
     )
+    cal = stress.Calibration(report.calibration["temperature"], report.abstention["threshold"])
+    test_keys = test_sample_keys(test)
+    skew, skipped, seconds = stress.run_skew(raw, manifest, models, FUSED_ID, test_keys, cal, cfg)
+    report.stress = stress.with_stress(report.stress, skew, skipped, seconds)
     write_report(store, out_prefix, report)
     return report
 
@@ -664,6 +714,7 @@ def evaluate_or_reuse(
     trained: Sequence[Any],
     cfg: EvaluateConfig,
     out_prefix: str,
+    raw: stress.SkewInputs | None = None,
 ) -> tuple[EvaluationReport, bool]:
     """`evaluate_models`, unless the same checkpoints were evaluated with the same config before:
     then the stored report is written under `out_prefix` (the run's own copy). Returns the
@@ -673,7 +724,7 @@ def evaluate_or_reuse(
     if cached is not None:
         write_report(store, out_prefix, cached)
         return cached, True
-    report = evaluate_models(store, manifest, trained, cfg, out_prefix)
+    report = evaluate_models(store, manifest, trained, cfg, out_prefix, raw)
     if key is not None:
         prefix = evaluation_cache_prefix(manifest, key)
         for name, png in report.plots.items():

@@ -141,6 +141,9 @@ def make_plots(report: EvaluationReport) -> dict[str, bytes]:
     }
     if not report.slices.empty:
         plots["slices"] = plot_slices(report.slices, float(report.headline["fused_macro_f1"]))
+    from modalops.evaluate.stress import stress_plots
+
+    plots.update(stress_plots(report.stress, float(report.headline["fused_macro_f1"])))
     return plots
 
 
@@ -158,6 +161,28 @@ def _img(png: bytes | None, alt: str) -> str:
 def _markdown_lines_to_html(md: str) -> str:
     items = [line[2:] for line in md.splitlines() if line.startswith("- ")]
     return "<ul>" + "".join(f"<li>{html.escape(i.replace('**', ''))}</li>" for i in items) + "</ul>"
+
+
+def _stress_sections(report: EvaluationReport, plots: dict[str, bytes]) -> list[str]:
+    """Skew curves and stream loss (evaluate.stress), with what was skipped and why."""
+    st = report.stress
+    skipped = "".join(
+        f"<li>{html.escape(str(r.get('stream')))} ({html.escape(str(r.get('test')))}): "
+        f"{html.escape(str(r.get('reason')))}</li>"
+        for r in st.skipped
+    )
+    return [
+        "<h2>Stream loss: each stream dropped or replaced by noise</h2>",
+        _table(st.stream_loss) if not st.stream_loss.empty else "<p>not evaluated</p>",
+        _img(plots.get("stream_reliance"), "stream reliance"),
+        "<h2>Skew: each stream's clock shifted</h2>",
+        *(
+            _img(plots.get(f"skew_{v}"), f"{v} against skew")
+            for v in ("macro_f1", "ece", "coverage")
+        ),
+        _table(st.skew) if not st.skew.empty else "<p>not evaluated</p>",
+        f"<h3>Skipped</h3><ul>{skipped}</ul>" if skipped else "",
+    ]
 
 
 def render_html(report: EvaluationReport) -> str:
@@ -192,6 +217,7 @@ def render_html(report: EvaluationReport) -> str:
         "<h2>Abstention</h2>",
         _table(pd.DataFrame([report.abstention])),
         _img(plots.get("coverage_risk"), "coverage-risk curve"),
+        *_stress_sections(report, plots),
         gate,
     ]
     style = (

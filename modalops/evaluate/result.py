@@ -14,6 +14,46 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+SKEW_COLUMNS = ["stream", "delta_s", "model", "macro_f1", "ece", "coverage", "n"]
+STREAM_LOSS_COLUMNS = ["stream", "mode", "model", "macro_f1", "ece", "coverage", "n"]
+
+
+@dataclass
+class StressResult:
+    """The fused model (and the baselines) under stress: streams skewed in time, lost or noised.
+
+    `skew`: one row per stream x signed shift (s) x model ("fused" or the stream's baseline);
+    `stream_loss`: one row per stream x mode ("drop", "noise") x model ("fused", or
+    "best_single": the best single-stream baseline that does not use the lost stream);
+    `skipped`: {"stream", "test", "reason"} for every stream a test could not be run on.
+    ECE is on the uncalibrated probabilities (as in the models table); coverage is the share of
+    windows the fused model answers at the report's abstention threshold (1.0 for baselines)."""
+
+    skew: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKEW_COLUMNS))
+    stream_loss: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=STREAM_LOSS_COLUMNS)
+    )
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time the skew re-cuts and scoring took
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skew": json.loads(self.skew.to_json(orient="records")),
+            "stream_loss": json.loads(self.stream_loss.to_json(orient="records")),
+            "skipped": list(self.skipped),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> StressResult:
+        doc = doc or {}
+        return cls(
+            skew=pd.DataFrame(doc.get("skew") or [], columns=SKEW_COLUMNS),
+            stream_loss=pd.DataFrame(doc.get("stream_loss") or [], columns=STREAM_LOSS_COLUMNS),
+            skipped=list(doc.get("skipped") or []),
+            seconds=float(doc.get("seconds") or 0.0),
+        )
+
 
 @dataclass
 class EvaluationReport:
@@ -32,6 +72,7 @@ class EvaluationReport:
     gate: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> store key
     labels: list[str] = field(default_factory=list)  # class names (the spec's), in index order
+    stress: StressResult = field(default_factory=StressResult)  # skew and stream-loss curves
     plots: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     _TABLES = ("models", "slices", "per_class", "robustness", "reliability", "coverage_risk")
@@ -45,6 +86,7 @@ class EvaluationReport:
             "gate": self.gate,
             "artifacts": self.artifacts,
             "labels": list(self.labels),
+            "stress": self.stress.to_dict(),
         }
         for name in self._TABLES:
             out[name] = json.loads(getattr(self, name).to_json(orient="records"))
@@ -65,6 +107,7 @@ class EvaluationReport:
             gate=doc.get("gate", {}),
             artifacts=doc.get("artifacts", {}),
             labels=list(doc.get("labels", [])),
+            stress=StressResult.from_dict(doc.get("stress")),
             **tables,
         )
 
@@ -137,4 +180,4 @@ def _jsonable(obj: Any) -> Any:
 
 jsonable = _jsonable  # for other reports written as strict JSON
 
-__all__ = ["EvaluationReport", "jsonable"]
+__all__ = ["EvaluationReport", "StressResult", "jsonable"]

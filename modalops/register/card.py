@@ -338,12 +338,50 @@ def robustness_section(src: CardSources) -> Section:
     return Section("Robustness: missing streams, clock skew, stream loss", blocks)
 
 
+def stress_blocks(stress: Mapping[str, Any]) -> list[Block]:
+    """The evaluation's `stress` result (modalops/evaluate/stress.py): stream loss as a table,
+    the fused model's macro-F1 per stream and clock shift, and the tests skipped, with why."""
+    blocks: list[Block] = []
+    loss = stress.get("stream_loss") or []
+    if loss:
+        cells = {(r["stream"], r["mode"], r["model"]): r.get("macro_f1") for r in loss}
+        streams = list(dict.fromkeys(r["stream"] for r in loss))
+        rows = [
+            (f"`{st}`", *(_num(cells.get((st, mode, model))) for mode in ("drop", "noise")
+                          for model in ("fused", "best_single")))
+            for st in streams
+        ]  # fmt: skip
+        header = ("stream lost", "dropped: fused", "best single left", "noised: fused",
+                  "best single left")  # fmt: skip
+        blocks += ["**Stream loss** (test macro-F1)", Table(header, rows)]
+    skew = [r for r in stress.get("skew") or [] if r.get("model") == "fused"]
+    if skew:
+        deltas = sorted({float(r["delta_s"]) for r in skew})
+        f1 = {(r["stream"], float(r["delta_s"])): r.get("macro_f1") for r in skew}
+        streams = list(dict.fromkeys(r["stream"] for r in skew))
+        rows = [(f"`{st}`", *(_num(f1.get((st, d))) for d in deltas)) for st in streams]
+        header = ("stream shifted", *(f"{d:+g} s" for d in deltas))
+        blocks += ["**Clock skew** (fused test macro-F1, one stream shifted)", Table(header, rows)]
+    else:
+        blocks.append(f"Clock skew: {NOT_MEASURED}.")
+    skipped = [f"{r.get('test')} on `{r.get('stream')}`: {r.get('reason')}"
+               for r in stress.get("skipped") or []]  # fmt: skip
+    if skipped:
+        blocks += ["Not run:", skipped]
+    return blocks
+
+
 def curve_blocks(report: Mapping[str, Any]) -> list[Block]:
-    """The skew and stream-loss curves, in whatever shape the report holds them (tables of
-    records, or named lists of records, or plain figures)."""
+    """The skew and stream-loss curves: the evaluation's `stress` result, or (reports from
+    elsewhere) whatever the report holds under a curve key, as generic tables."""
+    stress = report.get("stress")
+    if isinstance(stress, Mapping) and (stress.get("skew") or stress.get("stream_loss")):
+        return stress_blocks(stress)
     found = [(k, report[k]) for k in CURVE_KEYS if report.get(k)]
     if not found:
-        return [f"Skew and stream-loss curves: {NOT_MEASURED}."]
+        skipped = (stress or {}).get("skipped") if isinstance(stress, Mapping) else None
+        why = f" ({'; '.join(str(r.get('reason')) for r in skipped)})" if skipped else ""
+        return [f"Skew and stream-loss curves: {NOT_MEASURED}{why}."]
     blocks: list[Block] = []
     for key, value in found:
         blocks.append(f"**{key.replace('_', ' ')}**")

@@ -238,6 +238,24 @@ def log_metrics(
         client.log_batch(run_id or ctx.parent_run_id, metrics=items[i : i + 1000])
 
 
+def log_curves(
+    ctx: TrackingContext, points: Sequence[tuple[str, float, int]], run_id: str | None = None
+) -> None:
+    """Metric points `(key, value, step)`: one key at several steps is drawn as a curve
+    (the evaluation's skew curves use the shift in milliseconds as the step)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(metric_key(k), float(v), now, int(step))
+        for k, v, step in points
+        if isinstance(v, numbers.Real) and math.isfinite(float(v))
+    ]
+    client = ctx.client()
+    for i in range(0, len(items), 1000):
+        client.log_batch(run_id or ctx.parent_run_id, metrics=items[i : i + 1000])
+
+
 def log_tags(ctx: TrackingContext, tags: Mapping[str, Any], run_id: str | None = None) -> None:
     from mlflow.entities import RunTag
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -36,9 +37,15 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     cfg = _load(paths, set_)
     raw = open_store(cfg.ingest.raw_uri, endpoint_url=cfg.store.endpoint_url)
     started = time.monotonic()
-    if not raw.exists(SESSIONS_MANIFEST):
-        typer.echo(f"generating demo recordings into {raw.uri()} ...")
-        generate_demo_data(raw, DemoDataConfig())
+    with ThreadPoolExecutor(1, thread_name_prefix="demo-data") as pool:
+        generating = None
+        if not raw.exists(SESSIONS_MANIFEST):
+            typer.echo(f"generating demo recordings into {raw.uri()} ...")
+            generating = pool.submit(generate_demo_data, raw, DemoDataConfig())
+        # the local Prefect server (its own process, ~15 s to start) comes up meanwhile
+        _prefect_api()
+        if generating is not None:
+            generating.result()
     summary = run_flow(cfg)
     typer.echo(format_summary(summary, cfg, time.monotonic() - started))
     # the production loop on the champion's held-out sessions: what verification would route
